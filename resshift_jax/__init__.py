@@ -1,0 +1,1 @@
+"""ResShift in JAX/Flax: residual-shifting diffusion for image restoration."""
