@@ -1,0 +1,1 @@
+"""Torch-free reading of PyTorch checkpoints and their mapping to Flax parameter trees."""
