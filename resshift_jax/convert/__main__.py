@@ -1,0 +1,60 @@
+"""Convert a released `.pth` into a `.safetensors` file that loads without PyTorch or the .pth.
+
+    python -m resshift_jax.convert weights/resshift_realsrx4_s4_v3.pth v3_unet.safetensors \
+        --kind unet --config configs/realsr_v3.py
+    python -m resshift_jax.convert weights/autoencoder_vq_f4.pth vq_f4.safetensors \
+        --kind vq --config configs/realsr_v3.py
+
+The architecture comes from the config (`config.model` for unet, `config.autoencoder.params`
+for vq) or, with `--arch JSON`, from a JSON file of the reference's params.
+"""
+import argparse
+import json
+import pathlib
+import sys
+
+from resshift_jax.convert.loading import KINDS, build_model, load_params, save_converted
+from resshift_jax.convert.pth import CheckpointError
+
+
+def arch_from_config(config_path: str, kind: str) -> dict:
+    """The reference architecture params of `kind` from a `configs/*.py` file."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("resshift_config", config_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    return (config.model if kind == "unet" else config.autoencoder.params).to_dict()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m resshift_jax.convert", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", help="PyTorch checkpoint (.pth)")
+    parser.add_argument("dst", help="output .safetensors file (a .json with the config is written beside)")
+    parser.add_argument("--kind", choices=KINDS, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="configs/*.py giving the architecture")
+    source.add_argument("--arch", help="JSON file with the reference's architecture params")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dst")
+    args = parser.parse_args(argv)
+
+    dst = pathlib.Path(args.dst)
+    if dst.suffix != ".safetensors":
+        parser.error(f"{dst}: output must end in .safetensors")
+    if dst.exists() and not args.overwrite:
+        parser.error(f"{dst}: exists; pass --overwrite to replace it")
+    arch = (arch_from_config(args.config, args.kind) if args.config
+            else json.loads(pathlib.Path(args.arch).read_text()))
+    try:
+        params = load_params(args.kind, args.src, build_model(args.kind, arch))
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    save_converted(dst, args.kind, arch, params)
+    print(f"wrote {dst} and {dst.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

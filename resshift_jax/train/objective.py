@@ -1,0 +1,62 @@
+"""The ResShift training objective: residual-shift MSE in latent space, plus optional LPIPS.
+
+The VQ autoencoder is frozen (its params are not differentiated). The journal recipe
+also decodes the predicted x0 (quantized decode, straight-through) and adds LPIPS
+against the HQ image, as the reference's TrainerDifIRLPIPS does.
+"""
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from resshift_jax import diffusion
+from resshift_jax.resize import bicubic_upsample
+from resshift_jax.sampling import Restorer
+
+
+def latent_pair(restorer: Restorer, vq_params, hq, lq):
+    """z_start = encode(hq), z_y = encode(bicubic_sf(lq)); both frozen."""
+    z_start = restorer.encode(vq_params, hq)
+    z_y = restorer.encode(vq_params, bicubic_upsample(lq, restorer.sf))
+    return (jax.lax.stop_gradient(z_start.astype(jnp.float32)),
+            jax.lax.stop_gradient(z_y.astype(jnp.float32)))
+
+
+def diffusion_terms(restorer: Restorer, unet_params, z_start, z_y, lq, t, noise, mask=None):
+    """Per-example MSE and the network's x0 prediction for the given t and noise."""
+    s = restorer.schedule
+    z_t = diffusion.q_sample(s, z_start, z_y, t, noise)
+    out = restorer.denoise(unet_params, z_t, t, lq, mask).astype(jnp.float32)
+    mse = diffusion.mse_loss(s, out, z_start, z_y, t, noise)
+    return {"mse": mse, "z_t": z_t, "pred_zstart": diffusion.predict_xstart(s, out, z_t, z_y, t)}
+
+
+def make_loss_fn(restorer: Restorer, vq_params, *, mse_coef: float = 1.0,
+                 lpips_coef: float = 0.0, lpips_fn: Optional[Callable] = None):
+    """loss_fn(unet_params, batch, rng) -> (scalar loss, metrics) for the train step.
+
+    `batch` holds `hq`, `lq` (NHWC, [-1, 1]) and optionally `mask`; t and the latent noise
+    are drawn from `rng`. `lpips_fn(x, y) -> (B,)` is needed when `lpips_coef` > 0.
+    """
+    if lpips_coef > 0 and lpips_fn is None:
+        raise ValueError("lpips_coef > 0 needs an LPIPS network (lpips_fn)")
+
+    def loss_fn(unet_params, batch, rng):
+        hq, lq, mask = batch["hq"], batch["lq"], batch.get("mask")
+        z_start, z_y = latent_pair(restorer, vq_params, hq, lq)
+        t_key, noise_key = jax.random.split(rng)
+        t = jax.random.randint(t_key, (hq.shape[0],), 0, restorer.schedule.num_timesteps)
+        noise = jax.random.normal(noise_key, z_start.shape, jnp.float32)
+        terms = diffusion_terms(restorer, unet_params, z_start, z_y, lq, t, noise, mask)
+        per_example = mse_coef * terms["mse"]
+        metrics = {"mse": jnp.mean(terms["mse"])}
+        if lpips_coef > 0:
+            x0 = restorer.decode(vq_params, terms["pred_zstart"]).astype(jnp.float32)
+            lpips = lpips_fn(jnp.clip(x0, -1.0, 1.0), hq).reshape(-1)
+            per_example = per_example + lpips_coef * lpips
+            metrics["lpips"] = jnp.mean(lpips)
+        loss = jnp.mean(per_example)
+        metrics["loss"] = loss
+        return loss, metrics
+
+    return loss_fn
