@@ -85,7 +85,8 @@ def chop_and_run(
     of exactly `batch_size` (the last one padded by repeating its final tile; those
     outputs are dropped), so `fn` only ever sees one input shape per image size.
     `blend`: `average` (equal weights: the reference's output exactly) or `gaussian`
-    (cross-fade over the overlaps: no visible seams). `progress(done, total)` is called
+    (cross-fade over the overlaps: no visible seams; with `chop_stride == chop_size` there
+    is no overlap and it equals `average`). `progress(done, total)` is called
     after each batch with tile counts. Returns float32 in the input's layout.
     """
     if blend not in BLEND_MODES:
