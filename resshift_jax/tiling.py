@@ -1,0 +1,159 @@
+"""Large-image chopping: run a fixed-shape network over overlapping tiles and blend.
+
+Mirrors the reference's `ImageSpliterTh` (patch layout and, in `average` mode, the exact
+output) while keeping the network's input shape fixed so a jitted function compiles once.
+
+Along each axis the tile extent is `min(L, chop_size)`: an axis no longer than the chop is
+one tile covering it (as in the reference), so an image smaller than the chop in both
+axes is a single tile of its own size. Callers wanting one compiled shape for all images
+can first `pad_to_multiple(img, chop_size)` and `crop_to` the result.
+"""
+from typing import Callable, Optional
+
+import numpy as np
+
+BLEND_MODES = ("average", "gaussian")
+
+
+def patch_starts(length: int, chop: int, stride: int) -> list[int]:
+    """Tile starts along one axis: `range(0, length, stride)`, overhangs moved to `length - chop`."""
+    if chop <= 0 or not 0 < stride <= chop:
+        raise ValueError(f"need 0 < stride <= chop, got chop={chop}, stride={stride}")
+    if length <= chop:
+        return [0]
+    starts = []
+    for s in range(0, length, stride):
+        s = min(s, length - chop)
+        if s not in starts:
+            starts.append(s)
+    return starts
+
+
+def pad_to_multiple(img, multiple: int, mode: str = "reflect"):
+    """Pad bottom/right of HWC or NHWC `img` so H and W are multiples of `multiple`.
+
+    As the reference sampler does before sampling (`F.pad(..., mode="reflect")` with
+    `padding_offset = lq_size`). Returns `(padded, (h, w))`, the original size for
+    `crop_to`. Unlike torch, numpy's reflect also works when the pad exceeds the size
+    (it keeps reflecting back and forth).
+    """
+    img = np.asarray(img)
+    h, w = img.shape[-3], img.shape[-2]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    if pad_h or pad_w:
+        widths = [(0, 0)] * img.ndim
+        widths[-3], widths[-2] = (0, pad_h), (0, pad_w)
+        img = np.pad(img, widths, mode=mode)
+    return img, (h, w)
+
+
+def crop_to(img, size: tuple[int, int], sf: int = 1):
+    """Undo `pad_to_multiple` on an output upscaled by `sf`: keep the top-left `size * sf`."""
+    h, w = size
+    return img[..., : h * sf, : w * sf, :]
+
+
+def _axis_weights(extent: int, band: int, blend: str) -> np.ndarray:
+    """1-D blending profile of one output tile axis of `extent` pixels.
+
+    `gaussian`: 1 in the interior, falling as a Gaussian (sigma = band / 3) over the outer
+    `band` pixels (the overlap between neighbouring tiles) to about 1% at the edge pixel:
+    smooth, strictly positive, so overlapping tiles cross-fade over the whole overlap.
+    """
+    if blend == "average" or band <= 0:
+        return np.ones(extent, np.float64)
+    x = np.arange(extent, dtype=np.float64) + 0.5
+    dist = np.minimum(x, extent - x)  # distance of the pixel centre to the nearer edge
+    sigma = band / 3.0
+    return np.exp(-0.5 * (np.maximum(band - dist, 0.0) / sigma) ** 2)
+
+
+def chop_and_run(
+    image,
+    fn: Callable,
+    *,
+    chop_size: int,
+    chop_stride: int,
+    sf: int,
+    batch_size: int = 1,
+    blend: str = "gaussian",
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> np.ndarray:
+    """Apply `fn` (NHWC batch -> NHWC batch upscaled by `sf`) tile by tile and blend.
+
+    `image`: HWC or NHWC. Tiles of every image in the batch are fed to `fn` in batches
+    of exactly `batch_size` (the last one padded by repeating its final tile; those
+    outputs are dropped), so `fn` only ever sees one input shape per image size.
+    `blend`: `average` (equal weights: the reference's output exactly) or `gaussian`
+    (cross-fade over the overlaps: no visible seams; with `chop_stride == chop_size` there
+    is no overlap and it equals `average`). `progress(done, total)` is called
+    after each batch with tile counts. Returns float32 in the input's layout.
+    """
+    if blend not in BLEND_MODES:
+        raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    image = np.asarray(image)
+    squeeze = image.ndim == 3
+    if squeeze:
+        image = image[None]
+    if image.ndim != 4:
+        raise ValueError(f"expected HWC or NHWC image, got shape {image.shape}")
+    n, height, width, _ = image.shape
+
+    starts_h = patch_starts(height, chop_size, chop_stride)
+    starts_w = patch_starts(width, chop_size, chop_stride)
+    th, tw = min(height, chop_size), min(width, chop_size)
+    band = (chop_size - chop_stride) * sf
+    weight = np.outer(_axis_weights(th * sf, band, blend), _axis_weights(tw * sf, band, blend))
+    weight = weight.astype(np.float32)[:, :, None]
+
+    wsum = np.zeros((height * sf, width * sf, 1), np.float32)
+    for hs in starts_h:
+        for ws in starts_w:
+            wsum[hs * sf : (hs + th) * sf, ws * sf : (ws + tw) * sf] += weight
+
+    items = [(i, hs, ws) for hs in starts_h for ws in starts_w for i in range(n)]
+    acc = None
+    for b0 in range(0, len(items), batch_size):
+        chunk = items[b0 : b0 + batch_size]
+        batch = [image[i, hs : hs + th, ws : ws + tw] for i, hs, ws in chunk]
+        batch += [batch[-1]] * (batch_size - len(chunk))
+        out = np.asarray(fn(np.stack(batch)), np.float32)
+        if out.shape[:3] != (batch_size, th * sf, tw * sf):
+            raise ValueError(
+                f"fn returned shape {out.shape}, expected ({batch_size}, {th * sf}, {tw * sf}, C)"
+            )
+        if acc is None:
+            acc = np.zeros((n, height * sf, width * sf, out.shape[-1]), np.float32)
+        for k, (i, hs, ws) in enumerate(chunk):
+            acc[i, hs * sf : (hs + th) * sf, ws * sf : (ws + tw) * sf] += out[k] * weight
+        if progress is not None:
+            progress(min(b0 + batch_size, len(items)), len(items))
+    result = acc / wsum
+    return result[0] if squeeze else result
+
+
+def _fixture_fake_net(p: np.ndarray, sf: int) -> np.ndarray:
+    """The fixture's stand-in network: nearest upsample * 2 + per-example mean (NHWC)."""
+    up = np.repeat(np.repeat(p, sf, axis=1), sf, axis=2)
+    return up * 2 + p.mean(axis=(1, 2, 3), keepdims=True)
+
+
+def run_tiling_fixture(entry: dict, io: dict) -> dict[str, np.ndarray]:
+    """Parity hook for `tiling` fixtures: `out` (NCHW), `starts_h`, `starts_w` from `image`."""
+    size, stride, sf = int(entry["chop_size"]), int(entry["chop_stride"]), int(entry["sf"])
+    image = np.asarray(io["image"], np.float32).transpose(0, 2, 3, 1)
+    out = chop_and_run(
+        image,
+        lambda p: _fixture_fake_net(p, sf),
+        chop_size=size,
+        chop_stride=stride,
+        sf=sf,
+        blend="average",
+    )
+    return {
+        "out": out.transpose(0, 3, 1, 2),
+        "starts_h": np.asarray(patch_starts(image.shape[1], size, stride), np.int64),
+        "starts_w": np.asarray(patch_starts(image.shape[2], size, stride), np.int64),
+    }

@@ -1,0 +1,125 @@
+"""The released ResShift checkpoints and fetching them on first use.
+
+Names, URLs and local file names follow the reference's `inference_resshift.py`. Note that
+the inpainting checkpoints are stored locally as `resshift_inpaint_*` although their URLs
+say `resshift_inpainting_*`: the reference names them after the task, and so do we.
+"""
+import dataclasses
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import MappingProxyType
+from typing import Optional
+
+from tqdm import tqdm
+
+_RELEASE = "https://github.com/zsyOAOA/ResShift/releases/download/v2.0/"
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A released file: its local `filename` and where to download it."""
+
+    filename: str
+    url: str
+
+
+def _ckpt(filename: str, remote: Optional[str] = None) -> Checkpoint:
+    return Checkpoint(filename, _RELEASE + (remote or filename))
+
+
+CHECKPOINTS = MappingProxyType({
+    "vqgan": _ckpt("autoencoder_vq_f4.pth"),
+    "vqgan_face256": _ckpt("celeba256_vq_f4_dim3_face.pth"),
+    "vqgan_face512": _ckpt("ffhq512_vq_f8_dim8_face.pth"),
+    "v1": _ckpt("resshift_realsrx4_s15_v1.pth"),
+    "v2": _ckpt("resshift_realsrx4_s15_v2.pth"),
+    "v3": _ckpt("resshift_realsrx4_s4_v3.pth"),
+    "bicsr": _ckpt("resshift_bicsrx4_s4.pth"),
+    "inpaint_imagenet": _ckpt("resshift_inpaint_imagenet_s4.pth",
+                              "resshift_inpainting_imagenet_s4.pth"),
+    "inpaint_face": _ckpt("resshift_inpaint_face_s4.pth", "resshift_inpainting_face_s4.pth"),
+    "faceir": _ckpt("resshift_faceir_s4.pth"),
+})
+
+# Known sha256 of each released file. Empty = unknown: the reference publishes no hashes and
+# they were not recorded here, so those downloads are not verified. Fill in when known.
+SHA256 = MappingProxyType({name: "" for name in CHECKPOINTS})
+
+_CHUNK = 1 << 20
+
+
+class WeightsError(RuntimeError):
+    """A checkpoint could not be provided; the message says which file to put where."""
+
+
+def ensure_weights(
+    name: str,
+    weights_dir,
+    *,
+    url: Optional[str] = None,
+    sha256: Optional[str] = None,
+    progress: bool = True,
+) -> Path:
+    """Path of checkpoint `name` in `weights_dir`, downloading it if absent.
+
+    `name` is a key of `CHECKPOINTS`, or a file name when `url` is given. An existing file
+    is used as is. A download goes to a temporary file renamed into place only once
+    complete and (if a hash is known, from `sha256` or `SHA256`) verified, so a failure
+    leaves nothing behind.
+    """
+    if name in CHECKPOINTS:
+        filename = CHECKPOINTS[name].filename
+        url = url or CHECKPOINTS[name].url
+        sha256 = sha256 or SHA256[name]
+    elif url is not None and Path(name).name == name:
+        filename = name
+    else:
+        raise WeightsError(
+            f"unknown checkpoint {name!r}: expected one of {', '.join(CHECKPOINTS)}, "
+            "or a plain file name together with a url"
+        )
+    target = Path(weights_dir) / filename
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{filename}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _download(url, out, target, progress)
+        if sha256 and digest != sha256.lower():
+            raise WeightsError(
+                f"{filename}: sha256 mismatch (expected {sha256}, got {digest}) for {url}; "
+                f"the download was discarded"
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _download(url: str, out, target: Path, progress: bool) -> str:
+    """Stream `url` into `out`; returns the sha256 hex digest. Errors become WeightsError."""
+    filename = target.name
+    advice = f"download it by hand from {url} and put it at {target}"
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            received = 0
+            with tqdm(total=total, unit="B", unit_scale=True, desc=filename,
+                      disable=not progress) as bar:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise WeightsError(f"could not download {filename} ({err}); {advice}") from err
+    if total is not None and received != total:
+        raise WeightsError(f"download of {filename} incomplete ({received}/{total} bytes); {advice}")
+    return digest.hexdigest()
