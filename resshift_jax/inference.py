@@ -7,6 +7,8 @@ overlapping tiles fed `chop_bs` at a time, inpainting masks in {-1, 1} (1 = unkn
 with the known pixels pasted back, outputs clamped to [0, 1].
 """
 import dataclasses
+import os
+import pathlib
 from typing import Callable, Optional
 
 import jax
@@ -14,17 +16,27 @@ import jax.numpy as jnp
 import numpy as np
 
 from resshift_jax import diffusion, tiling
-from resshift_jax.convert.loading import build_model, load_params
+from resshift_jax.convert.loading import (build_model, load_params, plain_params, read_converted,
+                                          save_converted)
+from resshift_jax.convert.pth import CheckpointError
 from resshift_jax.sampling import Restorer, make_restore_fn
 
 
-def build_restorer(config, *, unet_ckpt, vq_ckpt, dtype=jnp.float32):
-    """(Restorer, params) for a config whose `model`/`autoencoder`/`diffusion` follow the reference."""
-    unet = build_model("unet", config.model, dtype=dtype)
-    vq = build_model("vq", config.autoencoder.params, dtype=dtype)
+def build_restorer(config, *, unet_ckpt, vq_ckpt, weights_dir="weights", dtype=jnp.float32):
+    """(Restorer, params) for a config whose `model`/`autoencoder`/`diffusion` follow the reference.
+
+    `unet_ckpt`/`vq_ckpt` are file paths (.pth or converted .safetensors) or released names
+    (keys of `weights.CHECKPOINTS`, fetched into `weights_dir`). A config without an
+    autoencoder restores in pixel space.
+    """
+    unet, unet_params = load_network("unet", config.model, unet_ckpt, weights_dir, dtype)
+    params = {"unet": unet_params}
+    vq = None
+    if config.get("autoencoder") is not None:
+        vq, params["vq"] = load_network("vq", config.autoencoder.params, vq_ckpt, weights_dir,
+                                        dtype)
     schedule = diffusion.make_schedule(**config.diffusion.to_dict())
     restorer = Restorer(unet=unet, vq=vq, schedule=schedule, sf=int(config.diffusion.sf))
-    params = {"unet": load_params("unet", unet_ckpt, unet), "vq": load_params("vq", vq_ckpt, vq)}
     return restorer, params
 
 
@@ -82,3 +94,33 @@ class ImageRestorer:
             known = 1.0 - masks.astype(np.float32)
             out = out * (1.0 - known) + images.astype(np.float32) * known
         return out
+
+
+def resolve_checkpoint(spec, weights_dir) -> str:
+    """A checkpoint path from a file path or a released name (downloaded if absent).
+
+    A released `.pth` is converted once to `.safetensors` beside it, so later runs load
+    without re-reading the pickle; a given file path is used as is.
+    """
+    from resshift_jax.weights import CHECKPOINTS, ensure_weights
+    if spec not in CHECKPOINTS:
+        if not os.path.isfile(spec):
+            raise CheckpointError(f"{spec}: checkpoint file not found (nor a released name: "
+                                  f"{', '.join(CHECKPOINTS)})")
+        return spec
+    return str(ensure_weights(spec, weights_dir))
+
+
+def load_network(kind: str, arch, spec, weights_dir, dtype=jnp.float32):
+    """(module, float32 params) for `kind`, from a path or a released name, cached converted."""
+    model = build_model(kind, arch, dtype=dtype)
+    path = pathlib.Path(resolve_checkpoint(spec, weights_dir))
+    if path.suffix == ".pth":
+        cached = path.with_suffix(".safetensors")
+        if cached.is_file() and read_converted(cached)[1] == plain_params(arch):
+            return model, load_params(kind, cached, model)
+        params = load_params(kind, path, model)
+        if spec != os.fspath(path):  # a released file: cache its conversion
+            save_converted(cached, kind, arch, params)
+        return model, params
+    return model, load_params(kind, path, model)

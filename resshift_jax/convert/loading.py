@@ -19,14 +19,14 @@ from resshift_jax.convert.pth import CheckpointError, load_state_dict
 KINDS = ("unet", "vq")
 
 
-def _plain(params) -> dict:
+def plain_params(params) -> dict:
     """ConfigDict / FrozenDict / dict -> plain JSON-able dict."""
     return json.loads(json.dumps(params.to_dict() if hasattr(params, "to_dict") else dict(params)))
 
 
 def build_model(kind: str, params, dtype=jnp.float32):
     """The Flax module of `kind` ('unet' or 'vq') for the reference's architecture params."""
-    params = _plain(params)
+    params = plain_params(params)
     if kind == "unet":
         from resshift_jax.models.unet import UNetModelSwin
         return UNetModelSwin(**params, dtype=dtype)
@@ -50,7 +50,7 @@ def save_converted(path, kind: str, arch_params, params) -> pathlib.Path:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(params).items()}
-    meta = {"kind": kind, "params": _plain(arch_params)}
+    meta = {"kind": kind, "params": plain_params(arch_params)}
     tmp = path.with_name(path.name + ".tmp")
     safetensors.numpy.save_file(flat, str(tmp), metadata={"resshift_jax": json.dumps(meta)})
     os.replace(tmp, path)

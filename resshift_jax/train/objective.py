@@ -6,6 +6,7 @@ against the HQ image, as the reference's TrainerDifIRLPIPS does.
 """
 from typing import Callable, Optional
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -31,18 +32,20 @@ def diffusion_terms(restorer: Restorer, unet_params, z_start, z_y, lq, t, noise,
     return {"mse": mse, "z_t": z_t, "pred_zstart": diffusion.predict_xstart(s, out, z_t, z_y, t)}
 
 
-def make_loss_fn(restorer: Restorer, vq_params, *, mse_coef: float = 1.0,
-                 lpips_coef: float = 0.0, lpips_fn: Optional[Callable] = None):
-    """loss_fn(unet_params, batch, rng) -> (scalar loss, metrics) for the train step.
+def make_loss_fn(restorer: Restorer, *, mse_coef: float = 1.0, lpips_coef: float = 0.0,
+                 lpips_module: Optional[nn.Module] = None):
+    """loss_fn(unet_params, batch, rng, frozen) -> (scalar loss, metrics) for the train step.
 
     `batch` holds `hq`, `lq` (NHWC, [-1, 1]) and optionally `mask`; t and the latent noise
-    are drawn from `rng`. `lpips_fn(x, y) -> (B,)` is needed when `lpips_coef` > 0.
+    are drawn from `rng`. `frozen` holds the params that are not trained: `vq` (absent in
+    pixel space) and, when `lpips_coef` > 0, `lpips` for `lpips_module(x, y) -> (B,)`.
     """
-    if lpips_coef > 0 and lpips_fn is None:
-        raise ValueError("lpips_coef > 0 needs an LPIPS network (lpips_fn)")
+    if lpips_coef > 0 and lpips_module is None:
+        raise ValueError("loss_coef.lpips > 0 needs an LPIPS network")
 
-    def loss_fn(unet_params, batch, rng):
+    def loss_fn(unet_params, batch, rng, frozen):
         hq, lq, mask = batch["hq"], batch["lq"], batch.get("mask")
+        vq_params = frozen.get("vq")
         z_start, z_y = latent_pair(restorer, vq_params, hq, lq)
         t_key, noise_key = jax.random.split(rng)
         t = jax.random.randint(t_key, (hq.shape[0],), 0, restorer.schedule.num_timesteps)
@@ -52,8 +55,8 @@ def make_loss_fn(restorer: Restorer, vq_params, *, mse_coef: float = 1.0,
         metrics = {"mse": jnp.mean(terms["mse"])}
         if lpips_coef > 0:
             x0 = restorer.decode(vq_params, terms["pred_zstart"]).astype(jnp.float32)
-            lpips = lpips_fn(jnp.clip(x0, -1.0, 1.0), hq).reshape(-1)
-            per_example = per_example + lpips_coef * lpips
+            lpips = lpips_module.apply({"params": frozen["lpips"]}, jnp.clip(x0, -1.0, 1.0), hq)
+            per_example = per_example + lpips_coef * lpips.reshape(-1)
             metrics["lpips"] = jnp.mean(lpips)
         loss = jnp.mean(per_example)
         metrics["loss"] = loss

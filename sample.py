@@ -1,0 +1,118 @@
+"""Restore images with ResShift: the reference's `inference_resshift.py`, compiled with JAX.
+
+    python sample.py -i LQ_DIR -o OUT_DIR --task realsr --version v3
+    python sample.py -i faces/ -o out/ --task inpaint_face --mask_path masks/
+    python sample.py -i img.png -o out/ --config configs/my_model.py \
+        --unet_ckpt my_unet.safetensors --vq_ckpt weights/autoencoder_vq_f4.pth
+
+Released weights are downloaded into --weights_dir on first use (official release URLs)
+and converted once. Every argument problem is reported before any work starts; an image
+that cannot be read is reported and skipped, and the exit status is then 1.
+"""
+import importlib
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from configs.common import chop_geometry
+
+TASK_CONFIGS = {
+    ("realsr", "v1"): ("realsr_v1", None), ("realsr", "v2"): ("realsr_v1", "v2"),
+    ("realsr", "v3"): ("realsr_v3", None), "bicsr": ("bicsr", None),
+    "inpaint_imagenet": ("inpaint_imagenet", None), "inpaint_face": ("inpaint_face", None),
+    "faceir": ("faceir", None),
+}
+
+config_flags.DEFINE_config_file(
+    "config", None, "configs/*.py of the model; default: chosen by --task/--version.",
+    lock_config=False)
+flags.DEFINE_string("in_path", None, "input image or folder (recursive)", short_name="i")
+flags.DEFINE_string("out_path", "./results", "output folder (PNG, named like the inputs)",
+                    short_name="o")
+flags.DEFINE_string("mask_path", None, "mask file or folder (inpainting: 1/white = fill)")
+flags.DEFINE_enum("task", "realsr", ["realsr", "bicsr", "inpaint_imagenet", "inpaint_face",
+                                     "faceir"], "restoration task (released models)")
+flags.DEFINE_enum("version", "v1", ["v1", "v2", "v3"], "realsr release (v1/v2: 15 steps, v3: 4)",
+                  short_name="v")
+flags.DEFINE_integer("scale", None, "scale factor; default the config's (4, 2 for realsr_x2)")
+flags.DEFINE_integer("seed", None, "random seed (default the config's, 12345 as the reference)")
+flags.DEFINE_integer("bs", 1, "images per batch (same-size images are batched)")
+flags.DEFINE_integer("chop_size", 512, "tile size in LQ pixels for large images (512/256/64)")
+flags.DEFINE_integer("chop_stride", -1, "tile stride in LQ pixels (-1: the reference's rule)")
+flags.DEFINE_integer("chop_bs", 1, "tiles per network call")
+flags.DEFINE_enum("blend", "gaussian", ["gaussian", "average"],
+                  "tile blending; 'average' reproduces the reference exactly")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
+                  "compute dtype (parameters stay float32)")
+flags.DEFINE_string("unet_ckpt", None, "UNet weights (.pth or converted .safetensors)")
+flags.DEFINE_string("vq_ckpt", None, "autoencoder weights (.pth or converted .safetensors)")
+flags.DEFINE_string("weights_dir", "./weights", "where released weights are kept / downloaded")
+flags.DEFINE_string("compilation_cache", None,
+                    "persistent XLA compilation cache folder (a second run does not recompile)")
+flags.DEFINE_enum("alpha", "keep", ["keep", "drop"], "RGBA inputs: re-attach alpha or drop it")
+flags.DEFINE_bool("overwrite", False, "replace existing results (inputs are never touched)")
+flags.DEFINE_float("max_output_megapixels", 256.0, "refuse images whose output is larger")
+FLAGS = flags.FLAGS
+
+
+def task_config(task: str, version: str):
+    """The config of a released model, as `inference_resshift.py` picks its yaml."""
+    name, arg = TASK_CONFIGS[(task, version) if task == "realsr" else task]
+    module = importlib.import_module(f"configs.{name}")
+    return module.get_config(arg) if arg else module.get_config()
+
+
+def main(argv):
+    del argv
+    if not FLAGS.in_path:
+        raise app.UsageError("give the input image or folder with -i/--in_path")
+    if FLAGS.compilation_cache:
+        import jax
+        jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    import jax.numpy as jnp
+
+    from resshift_jax import sample_job
+    from resshift_jax.convert.pth import CheckpointError
+    from resshift_jax.inference import ImageRestorer, build_restorer
+    from resshift_jax.weights import WeightsError
+
+    config = FLAGS.config or task_config(FLAGS.task, FLAGS.version)
+    sf = int(config.sf)
+    if FLAGS.scale is not None and FLAGS.scale != sf:
+        print(f"error: --scale {FLAGS.scale} does not match the model (x{sf}); for x2 use "
+              "--config configs/realsr_x2.py with your --unet_ckpt", file=sys.stderr)
+        return 2
+    needs_mask = bool(config.model.get("cond_mask", False))
+    chop_size, chop_stride = chop_geometry(FLAGS.chop_size, FLAGS.chop_stride, sf)
+    opts = sample_job.JobOptions(
+        in_path=FLAGS.in_path, out_path=FLAGS.out_path, mask_path=FLAGS.mask_path, bs=FLAGS.bs,
+        chop_size=chop_size, chop_stride=chop_stride, chop_bs=FLAGS.chop_bs, blend=FLAGS.blend,
+        seed=config.sample.seed if FLAGS.seed is None else FLAGS.seed, alpha=FLAGS.alpha,
+        overwrite=FLAGS.overwrite, max_output_megapixels=FLAGS.max_output_megapixels)
+    try:
+        jobs = sample_job.plan_job(opts, sf=sf, needs_mask=needs_mask)
+        restorer, params = build_restorer(
+            config, unet_ckpt=FLAGS.unet_ckpt or config.sample.unet_weights,
+            vq_ckpt=FLAGS.vq_ckpt or config.sample.get("vq_weights"),
+            weights_dir=FLAGS.weights_dir, dtype=getattr(jnp, FLAGS.dtype))
+    except (sample_job.JobError, CheckpointError, WeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{len(jobs)} images, x{sf}, {restorer.schedule.num_timesteps} steps, "
+          f"tiles {chop_size}/{chop_stride} LQ px, {FLAGS.dtype}", file=sys.stderr)
+    image_restorer = ImageRestorer(
+        restorer, params, lq_size=int(config.sample.get("padding_offset") or config.model.lq_size),
+        chop_size=chop_size, chop_stride=chop_stride, chop_bs=FLAGS.chop_bs, blend=FLAGS.blend,
+        seed=opts.seed, mask_back=bool(config.sample.get("mask_back", needs_mask)))
+    summary = sample_job.run_job(image_restorer, opts, jobs)
+    for failure in summary.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    print(summary.line())
+    return 1 if summary.failures else 0
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)))

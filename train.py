@@ -1,0 +1,66 @@
+"""Train ResShift: `python train.py --config configs/<experiment>.py --workdir DIR`.
+
+Any config field can be overridden, e.g. `--config.train.batch=32`. The run resumes from
+the latest checkpoint in DIR; on a TPU pod or multi-host GPU cluster start the same command
+on every host (with --multihost), each host feeding its own slice of the global batch.
+"""
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "configs/*.py experiment", lock_config=True)
+flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard logs and samples go here")
+flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize() (one process per host)")
+flags.DEFINE_string("weights_dir", "./weights", "where released autoencoder weights are kept")
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def run(config, workdir: str, weights_dir: str = "./weights"):
+    """Build the experiment from `config` and train it; returns the final train state."""
+    import jax
+    import jax.numpy as jnp
+
+    from resshift_jax.data.pipeline import make_train_iterator
+    from resshift_jax.data.val import load_val_set
+    from resshift_jax.train import experiment
+    from resshift_jax.train.loop import train_and_evaluate
+
+    experiment.check_batch(config)
+    dtype = getattr(jnp, config.train.get("compute_dtype", "float32"))
+    restorer = experiment.build_restorer(config, dtype)
+    frozen = experiment.load_frozen(config, restorer, weights_dir)
+    key = jax.random.key(int(config.train.seed))
+    init_params = experiment.init_unet_params(config, restorer, key)
+    loss_fn = experiment.make_experiment_loss(config, restorer, dtype)
+    data = make_train_iterator(
+        config.data.train, per_host_batch=int(config.train.batch) // jax.process_count(),
+        seed=int(config.train.seed), process_index=jax.process_index(),
+        process_count=jax.process_count())
+    eval_fn = None
+    if config.data.get("val") is not None:
+        val_set = load_val_set(config.data.val)
+        eval_fn = experiment.make_eval_fn(config, experiment.build_restorer(config, jnp.float32),
+                                          frozen, val_set, seed=int(config.train.seed))
+    return train_and_evaluate(config, workdir, init_params=init_params, loss_fn=loss_fn,
+                              data_iterator=data, frozen=frozen, eval_fn=eval_fn)
+
+
+def main(argv):
+    del argv
+    if FLAGS.multihost:
+        import jax
+        jax.distributed.initialize()
+    from resshift_jax.train.experiment import SetupError
+    try:
+        run(FLAGS.config, FLAGS.workdir, FLAGS.weights_dir)
+    except SetupError as e:
+        logging.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)))
