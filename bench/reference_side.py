@@ -1,0 +1,103 @@
+"""Time the PyTorch reference (imported from the user's checkout) for the benchmarks.
+
+Run by bench/*.py under a Python with torch; prints one JSON line of median seconds.
+Nothing of the reference is copied here: it is imported from `--reference`.
+
+    python bench/reference_side.py forward --reference ~/ResShift --batch 1
+"""
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+LAYOUTS = pathlib.Path(__file__).resolve().parents[1] / "tests/fixtures/parity/checkpoint_layouts.json"
+
+
+def median_time(fn, warmup=1, iters=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def networks(reference, unet_ckpt, vq_ckpt, config):
+    """Random-weight reference UNet and VQ at a released architecture, and its diffusion."""
+    import torch
+    from omegaconf import OmegaConf
+    sys.path.insert(0, reference)
+    from ldm.models.autoencoder import VQModelTorch
+    from models.script_util import create_gaussian_diffusion
+    from models.unet import UNetModelSwin
+    layouts = json.loads(LAYOUTS.read_text())
+    torch.manual_seed(0)
+    unet = UNetModelSwin(**layouts[unet_ckpt]["params"]).eval()
+    vq = VQModelTorch(**layouts[vq_ckpt]["params"]).eval()
+    diffusion_params = OmegaConf.to_container(
+        OmegaConf.load(f"{reference}/configs/{config}.yaml").diffusion.params)
+    return unet, vq, create_gaussian_diffusion(**diffusion_params)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["forward", "sample", "train"])
+    parser.add_argument("--reference", required=True)
+    parser.add_argument("--batch", type=json.loads, default=1)
+    parser.add_argument("--size", type=json.loads, default=64, help="LQ size in pixels")
+    parser.add_argument("--threads", type=json.loads, default=0)
+    parser.add_argument("--iters", type=json.loads, default=3)
+    parser.add_argument("--unet", type=json.loads, default="resshift_realsrx4_s4_v3.pth")
+    parser.add_argument("--vq", type=json.loads, default="autoencoder_vq_f4.pth")
+    parser.add_argument("--config", type=json.loads,
+                        default="realsr_swinunet_realesrgan256_journal")
+    args = parser.parse_args()
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    unet, vq, diffusion = networks(args.reference, args.unet, args.vq, args.config)
+    sf = diffusion.sf
+    b, s = args.batch, args.size
+    lq = torch.rand(b, 3, s, s) * 2 - 1
+    hq = torch.rand(b, 3, s * sf, s * sf) * 2 - 1
+    result = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    if args.what == "forward":
+        with torch.no_grad():
+            z = vq.encode(hq)
+            x = torch.randn_like(z)
+            t = torch.randint(0, diffusion.num_timesteps, (b,))
+            result["unet_forward"] = median_time(lambda: unet(x, t, lq=lq), iters=args.iters)
+            result["vq_encode"] = median_time(lambda: vq.encode(hq), iters=args.iters)
+            result["vq_decode"] = median_time(lambda: vq.decode(z), iters=args.iters)
+    elif args.what == "sample":
+        def chain():
+            with torch.no_grad():
+                return diffusion.p_sample_loop(y=lq, model=unet, first_stage_model=vq,
+                                               clip_denoised=False, model_kwargs={"lq": lq})
+        result["chain"] = median_time(chain, iters=args.iters)
+    else:
+        import lpips
+        lpips_net = lpips.LPIPS(net="vgg", pnet_rand=True, pretrained=False, verbose=False).eval()
+        for p in list(vq.parameters()) + list(lpips_net.parameters()):
+            p.requires_grad_(False)
+        unet.train()
+        optimizer = torch.optim.AdamW(unet.parameters(), lr=5e-5)
+
+        def step():
+            t = torch.randint(0, diffusion.num_timesteps, (b,))
+            terms, _, z0 = diffusion.training_losses(unet, hq, lq, t, first_stage_model=vq,
+                                                    model_kwargs={"lq": lq})
+            x0 = diffusion.decode_first_stage(z0, vq)
+            loss = (terms["mse"] + lpips_net(x0.clamp(-1, 1), hq).view(-1)).mean()
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        result["train_step"] = median_time(step, iters=args.iters)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
