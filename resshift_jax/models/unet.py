@@ -1,0 +1,174 @@
+"""ResShift's `UNetModelSwin` in Flax, NHWC: ResBlocks with scale-shift norm, Swin layers.
+
+Fields are the reference constructor's keyword arguments (as in the released configs), so
+`UNetModelSwin(**config.model)` builds any released architecture. GroupNorms run in
+float32 whatever the compute `dtype`; parameters are `param_dtype` (float32).
+"""
+import math
+from typing import Any, Optional, Sequence, Union
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from resshift_jax.models.layers import GroupNorm32, conv, upsample_nearest
+from resshift_jax.models.swin import BasicLayer
+
+Dtype = Any
+
+
+def timestep_embedding(timesteps, dim: int, max_period: float = 10000.0):
+    """Sinusoidal embedding [cos, sin] of (possibly fractional) timesteps, float32."""
+    half = dim // 2
+    freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+    args = jnp.asarray(timesteps, jnp.float32)[:, None] * freqs[None]
+    emb = jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
+    if dim % 2:
+        emb = jnp.concatenate([emb, jnp.zeros_like(emb[:, :1])], axis=-1)
+    return emb
+
+
+class ResBlock(nn.Module):
+    out_channels: int
+    use_scale_shift_norm: bool
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, emb):
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        h = nn.silu(GroupNorm32(**kw, name="in_layers_0")(x))
+        h = conv(self.out_channels, 3, padding=1, **kw, name="in_layers_2")(h)
+        emb_out = nn.Dense(2 * self.out_channels if self.use_scale_shift_norm else self.out_channels,
+                           **kw, name="emb_layers_1")(nn.silu(emb))[:, None, None, :]
+        if self.use_scale_shift_norm:
+            scale, shift = jnp.split(emb_out.astype(h.dtype), 2, axis=-1)
+            h = GroupNorm32(**kw, name="out_layers_0")(h) * (1 + scale) + shift
+        else:
+            h = GroupNorm32(**kw, name="out_layers_0")(h + emb_out.astype(h.dtype))
+        h = conv(self.out_channels, 3, padding=1, **kw, name="out_layers_3")(nn.silu(h))
+        if x.shape[-1] != self.out_channels:
+            x = conv(self.out_channels, 1, **kw, name="skip_connection")(x)
+        return x + h
+
+
+class UNetModelSwin(nn.Module):
+    """noise-level-conditioned UNet: (x_t, t, lq[, mask]) -> x0 (or eps / residual)."""
+    image_size: int
+    in_channels: int
+    model_channels: int
+    out_channels: int
+    num_res_blocks: Union[int, Sequence[int]]
+    attention_resolutions: Sequence[int]
+    dropout: float = 0.0
+    channel_mult: Sequence[int] = (1, 2, 4, 8)
+    conv_resample: bool = True
+    dims: int = 2
+    use_fp16: bool = False  # the reference's switch; here `dtype` decides
+    num_heads: int = 1
+    num_head_channels: int = -1
+    use_scale_shift_norm: bool = False
+    resblock_updown: bool = False
+    swin_depth: int = 2
+    swin_embed_dim: int = 96
+    window_size: int = 8
+    mlp_ratio: float = 2.0
+    patch_norm: bool = False
+    cond_lq: bool = True
+    cond_mask: bool = False
+    lq_size: int = 256
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    def _check(self):
+        if self.dims != 2 or self.resblock_updown or self.patch_norm or not self.conv_resample:
+            raise NotImplementedError("only the released options are supported: dims=2, "
+                                      "conv_resample, no resblock_updown, no patch_norm")
+
+    def _swin(self, ch: int, resolution: int, name: str):
+        heads = (self.num_heads if self.num_head_channels == -1
+                 else self.swin_embed_dim // self.num_head_channels)
+        return BasicLayer(ch, self.swin_embed_dim, heads, self.window_size, self.swin_depth,
+                          resolution, self.mlp_ratio, dtype=self.dtype,
+                          param_dtype=self.param_dtype, name=name)
+
+    @nn.compact
+    def __call__(self, x, timesteps, lq=None, mask=None):
+        self._check()
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        blocks = self.num_res_blocks
+        if isinstance(blocks, int):
+            blocks = [blocks] * len(self.channel_mult)
+        mc = self.model_channels
+        emb = timestep_embedding(timesteps, mc)
+        emb = nn.Dense(4 * mc, **kw, name="time_embed_0")(emb)
+        emb = nn.Dense(4 * mc, **kw, name="time_embed_2")(nn.silu(emb))
+
+        if lq is not None:
+            if mask is not None:
+                lq = jnp.concatenate([lq, mask.astype(lq.dtype)], axis=-1)
+            lq = lq.astype(self.dtype)
+            if self.lq_size != self.image_size:
+                chn = 16
+                for i in range(int(math.log(self.lq_size / self.image_size) / math.log(2))):
+                    lq = nn.silu(conv(chn, 3, padding=1, **kw, name=f"feature_extractor_{3 * i}")(lq))
+                    lq = conv(2 * chn, 3, stride=2, padding=1, **kw,
+                              name=f"feature_extractor_{3 * i + 2}_op")(lq)
+                    chn *= 2
+            x = jnp.concatenate([x.astype(self.dtype), lq], axis=-1)
+
+        h = conv(int(self.channel_mult[0] * mc), 3, padding=1, **kw, name="input_blocks_0_0")(
+            x.astype(self.dtype))
+        hs, ds, ch, index = [h], self.image_size, int(self.channel_mult[0] * mc), 1
+        for level, mult in enumerate(self.channel_mult):
+            for j in range(blocks[level]):
+                ch = int(mult * mc)
+                h = ResBlock(ch, self.use_scale_shift_norm, **kw, name=f"input_blocks_{index}_0")(h, emb)
+                if ds in self.attention_resolutions and j == 0:
+                    h = self._swin(ch, ds, f"input_blocks_{index}_1")(h)
+                hs.append(h)
+                index += 1
+            if level != len(self.channel_mult) - 1:
+                h = conv(ch, 3, stride=2, padding=1, **kw, name=f"input_blocks_{index}_0_op")(h)
+                hs.append(h)
+                index += 1
+                ds //= 2
+
+        h = ResBlock(ch, self.use_scale_shift_norm, **kw, name="middle_block_0")(h, emb)
+        h = self._swin(ch, ds, "middle_block_1")(h)
+        h = ResBlock(ch, self.use_scale_shift_norm, **kw, name="middle_block_2")(h, emb)
+
+        index = 0
+        for level, mult in list(enumerate(self.channel_mult))[::-1]:
+            for i in range(blocks[level] + 1):
+                h = jnp.concatenate([h, hs.pop()], axis=-1)
+                ch = int(mc * mult)
+                h = ResBlock(ch, self.use_scale_shift_norm, **kw, name=f"output_blocks_{index}_0")(h, emb)
+                sub = 1
+                if ds in self.attention_resolutions and i == 0:
+                    h = self._swin(ch, ds, f"output_blocks_{index}_1")(h)
+                    sub = 2
+                if level and i == blocks[level]:
+                    h = conv(ch, 3, padding=1, **kw, name=f"output_blocks_{index}_{sub}_conv")(
+                        upsample_nearest(h))
+                    ds *= 2
+                index += 1
+
+        h = nn.silu(GroupNorm32(**kw, name="out_0")(h))
+        return conv(self.out_channels, 3, padding=1, **kw, name="out_2")(h).astype(jnp.float32)
+
+
+def example_inputs(model: UNetModelSwin, batch: int = 1):
+    """Positional (x, t, lq, mask) of the configured size, for `model.init(key, *inputs)`."""
+    size = model.image_size
+    x = jnp.zeros((batch, size, size, model.in_channels), jnp.float32)
+    t = jnp.zeros((batch,), jnp.int32)
+    lq = jnp.zeros((batch, model.lq_size, model.lq_size, 3), jnp.float32) if model.cond_lq else None
+    mask = (jnp.zeros((batch, model.lq_size, model.lq_size, 1), jnp.float32)
+            if model.cond_mask else None)
+    return x, t, lq, mask
+
+
+def count_params(params) -> int:
+    import jax
+    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
