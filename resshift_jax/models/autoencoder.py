@@ -1,0 +1,77 @@
+"""ResShift's VQ autoencoder (`VQModelTorch`): encoder, nearest-code quantizer, decoder.
+
+`encode` returns the unquantized latent (encoder + quant_conv) as the reference does;
+`decode` quantizes first unless told not to. The quantized latent is straight-through
+(`z + stop_gradient(z_q - z)`), so gradients reach the latent when training decodes
+predicted latents (the LPIPS term).
+"""
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from resshift_jax.models.layers import conv
+from resshift_jax.models.vq_layers import Decoder, Encoder
+
+Dtype = Any
+
+
+def _codebook_init(key, shape, dtype=jnp.float32):
+    """U(-1/n, 1/n), the reference's codebook initialisation."""
+    return jax.random.uniform(key, shape, dtype, -1.0 / shape[0], 1.0 / shape[0])
+
+
+class VQModel(nn.Module):
+    ddconfig: dict
+    n_embed: int
+    embed_dim: int
+    remap: Optional[str] = None
+    sane_index_shape: bool = False
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    def setup(self):
+        if self.remap is not None:
+            raise NotImplementedError("codebook remapping is not used by any released model")
+        dd = dict(self.ddconfig)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        common = dict(ch=dd["ch"], ch_mult=tuple(dd["ch_mult"]), num_res_blocks=dd["num_res_blocks"],
+                      attn_resolutions=tuple(dd["attn_resolutions"]), resolution=dd["resolution"])
+        self.encoder = Encoder(**common, z_channels=dd["z_channels"],
+                               double_z=dd.get("double_z", False), **kw)
+        self.decoder = Decoder(**common, out_ch=dd["out_ch"], **kw)
+        self.quant_conv = conv(self.embed_dim, 1, **kw, name=None)
+        self.post_quant_conv = conv(dd["z_channels"], 1, **kw, name=None)
+        self.quantize_embedding = nn.Embed(self.n_embed, self.embed_dim, embedding_init=_codebook_init,
+                                           param_dtype=self.param_dtype)
+
+    def encode(self, x):
+        """Image (NHWC, [-1, 1]) -> latent, not quantized."""
+        return self.quant_conv(self.encoder(x))
+
+    def quantize(self, z):
+        """Nearest codebook entries of `z` (straight-through) and their indices (B, h, w)."""
+        z32 = z.astype(jnp.float32)
+        codebook = self.quantize_embedding.embedding.astype(jnp.float32)
+        flat = z32.reshape(-1, self.embed_dim)
+        dist = (jnp.sum(flat ** 2, axis=1, keepdims=True) + jnp.sum(codebook ** 2, axis=1)
+                - 2.0 * flat @ codebook.T)
+        indices = jnp.argmin(dist, axis=1)
+        z_q = codebook[indices].reshape(z32.shape)
+        z_q = z32 + jax.lax.stop_gradient(z_q - z32)
+        return z_q.astype(z.dtype), indices.reshape(z.shape[:-1]).astype(jnp.int32)
+
+    def decode(self, z, force_not_quantize: bool = False):
+        """Latent -> image; the latent is quantized first unless `force_not_quantize`."""
+        if not force_not_quantize:
+            z, _ = self.quantize(z)
+        return self.decoder(self.post_quant_conv(z)).astype(jnp.float32)
+
+    def __call__(self, x):
+        return self.decode(self.encode(x))
+
+
+def example_inputs(model: VQModel, batch: int = 1):
+    size = model.ddconfig["resolution"]
+    return (jnp.zeros((batch, size, size, model.ddconfig["in_channels"]), jnp.float32),)
