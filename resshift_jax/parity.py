@@ -76,24 +76,27 @@ def _run_unet(name, entry, ctx: Context) -> dict:
     io = ctx.io(entry)
     model, params = ctx.network(name)
     mask = nhwc(io["mask"]) if "mask" in io else None
-    out = model.apply({"params": params}, nhwc(io["x"]), io["t"], lq=nhwc(io["lq"]), mask=mask)
+    import jax
+    out = jax.jit(model.apply)({"params": params}, nhwc(io["x"]), io["t"], nhwc(io["lq"]), mask)
     return {"out": nchw(out)}
 
 
 def _run_vq(name, entry, ctx: Context) -> dict:
     io = ctx.io(entry)
     model, params = ctx.network(name)
-    v = {"params": params}
-    latent = model.apply(v, nhwc(io["image"]), method="encode")
-    quantized, indices = model.apply(v, latent, method="quantize")
-    return {
-        "latent": nchw(latent),
-        "quantized": nchw(quantized),
-        "indices": np.asarray(indices).reshape(io["indices"].shape),
-        "decoded": nchw(model.apply(v, latent, method="decode")),
-        "decoded_unquantized": nchw(model.apply(v, latent, force_not_quantize=True,
-                                                method="decode")),
-    }
+    import jax
+
+    def forward(v, image):
+        latent = model.apply(v, image, method="encode")
+        quantized, indices = model.apply(v, latent, method="quantize")
+        return {"latent": latent, "quantized": quantized, "indices": indices,
+                "decoded": model.apply(v, latent, method="decode"),
+                "decoded_unquantized": model.apply(v, latent, force_not_quantize=True,
+                                                   method="decode")}
+    out = jax.jit(forward)({"params": params}, nhwc(io["image"]))
+    out = {k: (np.asarray(v) if k == "indices" else nchw(v)) for k, v in out.items()}
+    out["indices"] = out["indices"].reshape(io["indices"].shape)
+    return out
 
 
 def _restorer(entry, ctx: Context):

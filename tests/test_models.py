@@ -37,7 +37,7 @@ def test_unet_matches_reference(parity_dir, name):
     params = load_params("unet", parity_dir / entry["checkpoint"], model)
     io = np.load(parity_dir / entry["io"])
     mask = nhwc(io["mask"]) if "mask" in io else None
-    out = model.apply({"params": params}, nhwc(io["x"]), io["t"], lq=nhwc(io["lq"]), mask=mask)
+    out = jax.jit(model.apply)({"params": params}, nhwc(io["x"]), io["t"], nhwc(io["lq"]), mask)
     assert relative_error(nchw(out), io["out"]) < 2e-5
 
 
@@ -101,10 +101,10 @@ def test_unet_runs_larger_than_configured_and_in_bf16(parity_dir):
     x = jax.random.normal(key, (1, 64, 96, 3))
     lq = jax.random.uniform(key, (1, 64, 96, 3), minval=-1, maxval=1)
     t = jnp.array([2])
-    out = f32.apply({"params": params}, x, t, lq=lq)
+    out = jax.jit(f32.apply)({"params": params}, x, t, lq)
     assert out.shape == (1, 64, 96, 3) and bool(jnp.all(jnp.isfinite(out)))
     bf16 = build_model("unet", entry["params"], dtype=jnp.bfloat16)
-    out16 = bf16.apply({"params": params}, x, t, lq=lq)
+    out16 = jax.jit(bf16.apply)({"params": params}, x, t, lq)
     assert out16.dtype == jnp.float32
     assert relative_error(out16, out) < 0.1
 
@@ -114,5 +114,5 @@ def test_vq_straight_through_gradient(parity_dir):
     model = build_model("vq", entry["params"])
     v = {"params": load_params("vq", parity_dir / entry["checkpoint"], model)}
     z = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
-    grad = jax.grad(lambda z: jnp.sum(model.apply(v, z, method="decode") ** 2))(z)
+    grad = jax.jit(jax.grad(lambda z: jnp.sum(model.apply(v, z, method="decode") ** 2)))(z)
     assert float(jnp.abs(grad).sum()) > 0
