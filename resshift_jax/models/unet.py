@@ -104,7 +104,7 @@ class UNetModelSwin(nn.Module):
         emb = nn.Dense(4 * mc, **kw, name="time_embed_0")(emb)
         emb = nn.Dense(4 * mc, **kw, name="time_embed_2")(nn.silu(emb))
 
-        if lq is not None:
+        if lq is not None and self.cond_lq:
             if mask is not None:
                 lq = jnp.concatenate([lq, mask.astype(lq.dtype)], axis=-1)
             lq = lq.astype(self.dtype)

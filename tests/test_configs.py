@@ -1,0 +1,80 @@
+"""Every config loads, and its architecture and schedule are the reference's."""
+import importlib
+import json
+
+import pytest
+
+from configs.common import chop_geometry
+
+RELEASED = {  # config -> (checkpoint layout of its UNet, of its autoencoder, schedule yaml)
+    "realsr_v3": ("resshift_realsrx4_s4_v3.pth", "autoencoder_vq_f4.pth",
+                  "realsr_swinunet_realesrgan256_journal"),
+    "realsr_v1": ("resshift_realsrx4_s15_v1.pth, _v2.pth", "autoencoder_vq_f4.pth",
+                  "realsr_swinunet_realesrgan256"),
+    "bicsr": ("resshift_bicsrx4_s4.pth", "autoencoder_vq_f4.pth", "bicx4_swinunet_lpips"),
+    "inpaint_imagenet": ("resshift_inpainting_imagenet_s4.pth", "autoencoder_vq_f4.pth",
+                         "inpaint_lama256_imagenet"),
+    "inpaint_face": ("resshift_inpainting_face_s4.pth", "celeba256_vq_f4_dim3_face.pth",
+                     "inpaint_lama256_face"),
+    "faceir": ("resshift_faceir_s4.pth", "ffhq512_vq_f8_dim8_face.pth", "faceir_gfpgan512_lpips"),
+    "realsr_x2": (None, "autoencoder_vq_f4.pth", "realsr_realesrgan256_x2"),
+}
+ALL = list(RELEASED) + ["demo", "tiny_test"]
+
+
+def _plain(x):
+    return json.loads(json.dumps(x.to_dict() if hasattr(x, "to_dict") else x))
+
+
+def _load(name):
+    return importlib.import_module(f"configs.{name}").get_config()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_config_is_complete(name):
+    c = _load(name)
+    for field in ("task", "sf", "model", "diffusion", "data", "train", "sample"):
+        assert field in c, field
+    assert c.diffusion.sf == c.sf
+    assert c.train.batch % c.train.microbatch == 0
+
+
+@pytest.mark.parametrize("name", list(RELEASED))
+def test_released_architecture_and_schedule(name, parity_dir):
+    c = _load(name)
+    layouts = json.loads((parity_dir / "checkpoint_layouts.json").read_text())
+    schedules = json.loads((parity_dir / "schedules.json").read_text())
+    unet, vq, schedule = RELEASED[name]
+    if unet:
+        assert _plain(c.model) == layouts[unet]["params"]
+    else:
+        assert _plain(c.model) == dict(layouts["resshift_realsrx4_s4_v3.pth"]["params"], lq_size=128)
+    assert _plain(c.autoencoder.params) == layouts[vq]["params"]
+    assert _plain(c.diffusion) == schedules[schedule]["params"]
+
+
+def test_v2_differs_only_in_weights():
+    v1, v2 = _load("realsr_v1"), importlib.import_module("configs.realsr_v1").get_config("v2")
+    assert v2.sample.unet_weights == "v2"
+    v2.sample.unet_weights = "v1"
+    assert v1.to_dict() == v2.to_dict()
+
+
+def test_tiny_test_matches_the_fixtures(parity_dir):
+    c = _load("tiny_test")
+    entries = json.loads((parity_dir / "fixtures.json").read_text())
+    assert _plain(c.model) == entries["unet_sr_tiny"]["params"]
+    assert _plain(c.autoencoder.params) == entries["vq_f4_tiny"]["params"]
+    assert _plain(c.diffusion) == entries["sampler_tiny"]["diffusion"]
+
+
+@pytest.mark.parametrize("size, stride, sf, expected", [
+    (512, -1, 4, (512, 448)), (256, -1, 4, (256, 224)), (64, -1, 4, (64, 48)),
+    (512, -1, 1, (2048, 1792)), (512, -1, 2, (1024, 896)), (100, 80, 4, (100, 80))])
+def test_chop_geometry_follows_the_reference(size, stride, sf, expected):
+    assert chop_geometry(size, stride, sf) == expected
+
+
+def test_chop_geometry_unknown_size_needs_stride():
+    with pytest.raises(ValueError, match="chop_stride"):
+        chop_geometry(300, -1, 4)
