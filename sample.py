@@ -33,18 +33,19 @@ flags.DEFINE_string("out_path", "./results", "output folder (PNG, named like the
 flags.DEFINE_string("mask_path", None, "mask file or folder (inpainting: 1/white = fill)")
 flags.DEFINE_enum("task", "realsr", ["realsr", "bicsr", "inpaint_imagenet", "inpaint_face",
                                      "faceir"], "restoration task (released models)")
-flags.DEFINE_enum("version", "v1", ["v1", "v2", "v3"], "realsr release (v1/v2: 15 steps, v3: 4)",
-                  short_name="v")
+flags.DEFINE_enum("version", "v1", ["v1", "v2", "v3"],
+                  "realsr release (v1/v2: 15 steps, v3: 4); absl keeps -v for verbosity")
 flags.DEFINE_integer("scale", None, "scale factor; default the config's (4, 2 for realsr_x2)")
 flags.DEFINE_integer("seed", None, "random seed (default the config's, 12345 as the reference)")
 flags.DEFINE_integer("bs", 1, "images per batch (same-size images are batched)")
-flags.DEFINE_integer("chop_size", 512, "tile size in LQ pixels for large images (512/256/64)")
-flags.DEFINE_integer("chop_stride", -1, "tile stride in LQ pixels (-1: the reference's rule)")
+flags.DEFINE_integer("chop_size", None,
+                     "tile size in LQ pixels for large images (512/256/64; default the config's)")
+flags.DEFINE_integer("chop_stride", None, "tile stride in LQ pixels (-1: the reference's rule)")
 flags.DEFINE_integer("chop_bs", 1, "tiles per network call")
-flags.DEFINE_enum("blend", "gaussian", ["gaussian", "average"],
-                  "tile blending; 'average' reproduces the reference exactly")
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
-                  "compute dtype (parameters stay float32)")
+flags.DEFINE_enum("blend", None, ["gaussian", "average"],
+                  "tile blending; 'average' reproduces the reference exactly (default: gaussian)")
+flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
+                  "compute dtype, parameters stay float32 (default the config's: float32)")
 flags.DEFINE_string("unet_ckpt", None, "UNet weights (.pth or converted .safetensors)")
 flags.DEFINE_string("vq_ckpt", None, "autoencoder weights (.pth or converted .safetensors)")
 flags.DEFINE_string("weights_dir", "./weights", "where released weights are kept / downloaded")
@@ -86,10 +87,14 @@ def main(argv):
               "--config configs/realsr_x2.py with your --unet_ckpt", file=sys.stderr)
         return 2
     needs_mask = bool(config.model.get("cond_mask", False))
-    chop_size, chop_stride = chop_geometry(FLAGS.chop_size, FLAGS.chop_stride, sf)
+    chop_size, chop_stride = chop_geometry(
+        config.sample.chop_size if FLAGS.chop_size is None else FLAGS.chop_size,
+        config.sample.chop_stride if FLAGS.chop_stride is None else FLAGS.chop_stride, sf)
+    blend = FLAGS.blend or config.sample.blend
+    dtype = FLAGS.dtype or config.sample.compute_dtype
     opts = sample_job.JobOptions(
         in_path=FLAGS.in_path, out_path=FLAGS.out_path, mask_path=FLAGS.mask_path, bs=FLAGS.bs,
-        chop_size=chop_size, chop_stride=chop_stride, chop_bs=FLAGS.chop_bs, blend=FLAGS.blend,
+        chop_size=chop_size, chop_stride=chop_stride, chop_bs=FLAGS.chop_bs, blend=blend,
         seed=config.sample.seed if FLAGS.seed is None else FLAGS.seed, alpha=FLAGS.alpha,
         overwrite=FLAGS.overwrite, max_output_megapixels=FLAGS.max_output_megapixels)
     try:
@@ -97,15 +102,15 @@ def main(argv):
         restorer, params = build_restorer(
             config, unet_ckpt=FLAGS.unet_ckpt or config.sample.unet_weights,
             vq_ckpt=FLAGS.vq_ckpt or config.sample.get("vq_weights"),
-            weights_dir=FLAGS.weights_dir, dtype=getattr(jnp, FLAGS.dtype))
+            weights_dir=FLAGS.weights_dir, dtype=getattr(jnp, dtype))
     except (sample_job.JobError, CheckpointError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{len(jobs)} images, x{sf}, {restorer.schedule.num_timesteps} steps, "
-          f"tiles {chop_size}/{chop_stride} LQ px, {FLAGS.dtype}", file=sys.stderr)
+          f"tiles {chop_size}/{chop_stride} LQ px, {dtype}", file=sys.stderr)
     image_restorer = ImageRestorer(
         restorer, params, lq_size=int(config.sample.get("padding_offset") or config.model.lq_size),
-        chop_size=chop_size, chop_stride=chop_stride, chop_bs=FLAGS.chop_bs, blend=FLAGS.blend,
+        chop_size=chop_size, chop_stride=chop_stride, chop_bs=FLAGS.chop_bs, blend=blend,
         seed=opts.seed, mask_back=bool(config.sample.get("mask_back", needs_mask)))
     summary = sample_job.run_job(image_restorer, opts, jobs)
     for failure in summary.failures:
