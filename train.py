@@ -27,7 +27,6 @@ def run(config, workdir: str, weights_dir: str = "./weights"):
     from resshift_jax.train import experiment
     from resshift_jax.train.loop import train_and_evaluate
 
-    experiment.check_batch(config)
     dtype = getattr(jnp, config.train.get("compute_dtype", "float32"))
     restorer = experiment.build_restorer(config, dtype)
     frozen = experiment.load_frozen(config, restorer, weights_dir)
@@ -53,9 +52,10 @@ def main(argv):
         import jax
         jax.distributed.initialize()
     from resshift_jax.train.experiment import SetupError
+    from resshift_jax.train.sharding import BatchError
     try:
         run(FLAGS.config, FLAGS.workdir, FLAGS.weights_dir)
-    except SetupError as e:
+    except (SetupError, BatchError) as e:
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -5,8 +5,6 @@ be wrong with the user's setup (autoencoder or LPIPS weights missing or not fitt
 empty dataset, a batch that does not split over the devices) is refused here, before the
 first step.
 """
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,16 +133,4 @@ def make_eval_fn(config, restorer: Restorer, frozen: dict, val_set: list, *,
         return out
 
     return eval_fn
-
-
-def check_batch(config, device_count: Optional[int] = None) -> None:
-    """The global batch must split evenly over devices and microbatches."""
-    device_count = device_count or jax.device_count()
-    batch, micro = int(config.train.batch), int(config.train.get("microbatch") or config.train.batch)
-    if batch % device_count:
-        raise SetupError(f"train.batch={batch} does not divide over {device_count} devices; "
-                         f"use a multiple of {device_count}")
-    if batch % micro or micro % device_count:
-        raise SetupError(f"train.microbatch={micro} must divide train.batch={batch} and be a "
-                         f"multiple of the {device_count} devices")
 

@@ -1,0 +1,67 @@
+"""One optimisation step as a pure function: microbatched gradients, AdamW, EMA, NaN guard."""
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from resshift_jax.train.state import TrainState
+
+
+def _split_micro(batch: dict, microbatches: int) -> dict:
+    """(B, ...) -> (m, B/m, ...), microbatch k taking rows k, k+m, ... (spread over devices)."""
+    def split(x):
+        x = x.reshape((x.shape[0] // microbatches, microbatches) + x.shape[1:])
+        return jnp.swapaxes(x, 0, 1)
+    return jax.tree.map(split, batch)
+
+
+def _finite(tree) -> jax.Array:
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, *,
+                    microbatches: int = 1, ema_rate: float = 0.999):
+    """train_step(state, batch, frozen) -> (state, metrics).
+
+    `loss_fn(params, batch, rng, frozen) -> (loss, aux)`. Gradients are averaged over
+    `microbatches` slices of the batch (lax.scan); a step whose loss or gradients are not
+    finite leaves params, optimizer and EMA untouched and is counted.
+    """
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def train_step(state: TrainState, batch: dict, frozen):
+        rng, step_key = jax.random.split(jax.random.wrap_key_data(state.rng))
+        keys = jax.random.split(step_key, microbatches)
+
+        def micro(acc, xs):
+            mb, key = xs
+            (loss, aux), grads = grad_fn(state.params, mb, key, frozen)
+            aux = dict(aux, loss=loss)
+            return jax.tree.map(jnp.add, acc, (grads, aux)), None
+
+        zeros = jax.tree.map(jnp.zeros_like, state.params)
+        aux_shape = jax.eval_shape(
+            lambda: grad_fn(state.params, jax.tree.map(lambda x: x[0], _split_micro(batch, microbatches)),
+                            keys[0], frozen)[0][1])
+        aux0 = dict(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux_shape),
+                    loss=jnp.zeros((), jnp.float32))
+        (grads, aux), _ = jax.lax.scan(micro, (zeros, aux0), (_split_micro(batch, microbatches), keys))
+        grads = jax.tree.map(lambda g: g / microbatches, grads)
+        aux = jax.tree.map(lambda a: a / microbatches, aux)
+
+        finite = jnp.isfinite(aux["loss"]) & _finite(grads)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        ema = jax.tree.map(lambda e, p: ema_rate * e + (1.0 - ema_rate) * p, state.ema_params, params)
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+        new_state = state.replace(
+            step=state.step + 1,
+            params=keep(params, state.params), opt_state=keep(opt_state, state.opt_state),
+            ema_params=keep(ema, state.ema_params), rng=jax.random.key_data(rng),
+            nonfinite_total=state.nonfinite_total + (~finite).astype(jnp.int32),
+            nonfinite_run=jnp.where(finite, 0, state.nonfinite_run + 1))
+        metrics = dict(aux, grad_norm=optax.tree.norm(grads), nonfinite=(~finite).astype(jnp.float32))
+        return new_state, metrics
+
+    return train_step

@@ -1,0 +1,131 @@
+"""The sharded train loop on a toy regression: learning, 8 vs 1 device, resume, faults."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from resshift_jax.train import sharding
+from resshift_jax.train.checkpoints import StopFlag
+from resshift_jax.train.loop import NonFiniteError, train_and_evaluate
+from resshift_jax.train.optim import make_optimizer
+from resshift_jax.train.state import create_state
+from resshift_jax.train.step import make_train_step
+
+W_TRUE = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
+
+
+class ToyData:
+    """Deterministic batches by index; `nan_at` poisons chosen batches."""
+
+    def __init__(self, batch=16, nan_at=(), kill_at=None):
+        self.batch, self.index, self.nan_at, self.kill_at = batch, 0, set(nan_at), kill_at
+
+    def __next__(self):
+        if self.index == self.kill_at:
+            raise KeyboardInterrupt("killed")
+        rng = np.random.default_rng(self.index)
+        x = rng.normal(size=(self.batch, 4)).astype(np.float32)
+        y = x @ W_TRUE + 0.01 * rng.normal(size=(self.batch, 3)).astype(np.float32)
+        if self.index in self.nan_at:
+            x[0, 0] = np.nan
+        self.index += 1
+        return {"x": x, "y": y}
+
+    def get_state(self):
+        return {"index": self.index}
+
+    def set_state(self, state):
+        self.index = int(state["index"])
+
+
+def toy_loss(params, batch, rng, frozen):
+    noise = 1e-3 * jax.random.normal(rng, batch["y"].shape)
+    pred = batch["x"] @ params["w"] + params["b"] + frozen["offset"]
+    mse = jnp.mean((pred - batch["y"] + noise) ** 2)
+    return mse, {"mse": mse}
+
+
+def toy_config(**train):
+    c = ml_collections.ConfigDict()
+    c.train = dict(lr=0.05, lr_min=0.01, lr_schedule="cosin", warmup_iterations=5,
+                   iterations=50, batch=16, microbatch=16, ema_rate=0.9, weight_decay=0.0,
+                   grad_clip=None, save_freq=10, log_freq=10, val_freq=1000,
+                   keep_checkpoints=2, seed=0, max_nonfinite_steps=3)
+    c.train.update(train)
+    return c
+
+
+INIT = {"w": jnp.zeros((4, 3)), "b": jnp.zeros((3,))}
+FROZEN = {"offset": jnp.zeros(())}
+
+
+def run(tmp_path, config, data=None, mesh=None, **kw):
+    data = data or ToyData(config.train.batch)
+    state = train_and_evaluate(config, tmp_path, init_params=INIT, loss_fn=toy_loss,
+                               data_iterator=data, frozen=FROZEN, mesh=mesh, **kw)
+    return jax.device_get(state), data
+
+
+def test_loss_falls(tmp_path):
+    state, _ = run(tmp_path, toy_config())
+    first = toy_loss(INIT, next(ToyData()), jax.random.key(0), FROZEN)[0]
+    last = toy_loss(state.params, next(ToyData()), jax.random.key(0), FROZEN)[0]
+    assert float(last) < 0.05 * float(first)
+    assert int(state.step) == 50
+
+
+def test_eight_devices_match_one(tmp_path):
+    assert jax.device_count() == 8
+    config = toy_config(iterations=3, save_freq=100)
+    eight, _ = run(tmp_path / "8", config)
+    one, _ = run(tmp_path / "1", config, mesh=sharding.make_mesh(jax.devices()[:1]))
+    for a, b in zip(jax.tree.leaves((eight.params, eight.ema_params)),
+                    jax.tree.leaves((one.params, one.ema_params))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_is_exact(tmp_path):
+    straight, data = run(tmp_path / "straight", toy_config(iterations=20))
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", toy_config(iterations=20), data=ToyData(kill_at=13))
+    resumed, data2 = run(tmp_path / "resumed", toy_config(iterations=20))
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    assert data.get_state() == data2.get_state() == {"index": 20}
+
+
+def test_microbatches_equal_full_batch_gradient():
+    optimizer = make_optimizer(toy_config().train)
+    state = create_state(INIT, optimizer, 0)
+    batch = next(ToyData(16))
+
+    def deterministic(p, b, rng, frozen):
+        return jnp.mean((b["x"] @ p["w"] + p["b"] - b["y"]) ** 2), {}
+    full, _ = make_train_step(deterministic, optimizer, microbatches=1)(state, batch, FROZEN)
+    split, _ = make_train_step(deterministic, optimizer, microbatches=4)(state, batch, FROZEN)
+    for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(split.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_nonfinite_steps_skipped_then_run_stops(tmp_path):
+    state, _ = run(tmp_path / "one", toy_config(iterations=12), data=ToyData(nan_at={3}))
+    assert int(state.nonfinite_total) == 1 and np.all(np.isfinite(state.params["w"]))
+    with pytest.raises(NonFiniteError, match="3 consecutive steps"):
+        run(tmp_path / "many", toy_config(iterations=30), data=ToyData(nan_at=set(range(12, 30))))
+    from resshift_jax.train.checkpoints import Checkpointer
+    assert Checkpointer(tmp_path / "many" / "checkpoints").latest_step() == 10
+
+
+def test_batch_must_split_over_devices(tmp_path):
+    with pytest.raises(sharding.BatchError, match="does not split over 8 devices"):
+        run(tmp_path, toy_config(batch=12, microbatch=12), data=ToyData(12))
+
+
+def test_sigterm_saves_and_stops(tmp_path):
+    flag = StopFlag()
+    flag()  # as if SIGTERM arrived before the first step
+    state, data = run(tmp_path, toy_config(), stop=flag)
+    assert int(state.step) == 1
+    from resshift_jax.train.checkpoints import Checkpointer
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 1
