@@ -46,8 +46,16 @@ def run(config, workdir: str, weights_dir: str = "./weights"):
                               data_iterator=data, frozen=frozen, eval_fn=eval_fn)
 
 
+class _QuietOrbax:
+    """Drop orbax's per-save INFO chatter; keep progress, metrics and warnings."""
+
+    def filter(self, record) -> bool:
+        return record.levelno >= 30 or "orbax" not in record.pathname
+
+
 def main(argv):
     del argv
+    logging.get_absl_handler().addFilter(_QuietOrbax())
     if FLAGS.multihost:
         import jax
         jax.distributed.initialize()

@@ -16,10 +16,6 @@ def _split_micro(batch: dict, microbatches: int) -> dict:
     return jax.tree.map(split, batch)
 
 
-def _finite(tree) -> jax.Array:
-    return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, *,
                     microbatches: int = 1, ema_rate: float = 0.999):
     """train_step(state, batch, frozen) -> (state, metrics).
@@ -37,31 +33,40 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         def micro(acc, xs):
             mb, key = xs
             (loss, aux), grads = grad_fn(state.params, mb, key, frozen)
-            aux = dict(aux, loss=loss)
-            return jax.tree.map(jnp.add, acc, (grads, aux)), None
+            out = (grads, dict(aux, loss=loss))
+            return (out if acc is None else jax.tree.map(jnp.add, acc, out)), None
 
-        zeros = jax.tree.map(jnp.zeros_like, state.params)
-        aux_shape = jax.eval_shape(
-            lambda: grad_fn(state.params, jax.tree.map(lambda x: x[0], _split_micro(batch, microbatches)),
-                            keys[0], frozen)[0][1])
-        aux0 = dict(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux_shape),
-                    loss=jnp.zeros((), jnp.float32))
-        (grads, aux), _ = jax.lax.scan(micro, (zeros, aux0), (_split_micro(batch, microbatches), keys))
+        micro_batches = _split_micro(batch, microbatches)
+        if microbatches == 1:  # no loop: XLA optimises a straight-line step best
+            (grads, aux), _ = micro(None, (jax.tree.map(lambda x: x[0], micro_batches), keys[0]))
+        else:
+            zeros = jax.tree.map(jnp.zeros_like, state.params)
+            aux_shape = jax.eval_shape(lambda: grad_fn(
+                state.params, jax.tree.map(lambda x: x[0], micro_batches), keys[0], frozen)[0][1])
+            aux0 = dict(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux_shape),
+                        loss=jnp.zeros((), jnp.float32))
+            (grads, aux), _ = jax.lax.scan(micro, (zeros, aux0), (micro_batches, keys))
         grads = jax.tree.map(lambda g: g / microbatches, grads)
         aux = jax.tree.map(lambda a: a / microbatches, aux)
 
-        finite = jnp.isfinite(aux["loss"]) & _finite(grads)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        ema = jax.tree.map(lambda e, p: ema_rate * e + (1.0 - ema_rate) * p, state.ema_params, params)
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(aux["loss"]) & jnp.isfinite(grad_norm)
+
+        def update(_):
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+            ema = jax.tree.map(lambda e, p: ema_rate * e + (1.0 - ema_rate) * p,
+                               state.ema_params, params)
+            return params, opt_state, ema
+
+        params, opt_state, ema = jax.lax.cond(
+            finite, update, lambda _: (state.params, state.opt_state, state.ema_params), None)
         new_state = state.replace(
-            step=state.step + 1,
-            params=keep(params, state.params), opt_state=keep(opt_state, state.opt_state),
-            ema_params=keep(ema, state.ema_params), rng=jax.random.key_data(rng),
+            step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema,
+            rng=jax.random.key_data(rng),
             nonfinite_total=state.nonfinite_total + (~finite).astype(jnp.int32),
             nonfinite_run=jnp.where(finite, 0, state.nonfinite_run + 1))
-        metrics = dict(aux, grad_norm=optax.tree.norm(grads), nonfinite=(~finite).astype(jnp.float32))
+        metrics = dict(aux, grad_norm=grad_norm, nonfinite=(~finite).astype(jnp.float32))
         return new_state, metrics
 
     return train_step

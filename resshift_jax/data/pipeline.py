@@ -1,0 +1,128 @@
+"""The training input pipeline: deterministic, host-sharded, resumable, fault-tolerant.
+
+Global batch k holds the examples at global positions k*B .. k*B+B-1 of an endless
+sequence of epochs, each a permutation of the source drawn from (seed, epoch). Host p of P
+takes positions k*B + p + j*P, so the union over hosts does not depend on P, and every
+example's randomness comes from (seed, position): the same seed gives the same batches on
+any number of hosts and workers. An unreadable image is replaced by the next readable one
+(deterministically) and counted. `get_state`/`set_state` hold the next batch's index.
+"""
+import concurrent.futures
+import collections
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+from resshift_jax import image_io
+from resshift_jax.data.sources import make_source
+
+MAX_RETRIES = 16
+
+
+def degradation_for(data_config):
+    """The degradation callable of `data_config.type`."""
+    kind, sf, gt = data_config.type, int(data_config.get("sf", 4)), int(data_config.gt_size)
+    params = dict(data_config.get("params") or {})
+    if kind == "realesrgan":
+        from resshift_jax.data.realesrgan import RealESRGANDegradation
+        return RealESRGANDegradation(params, sf, gt)
+    if kind == "bicubic":
+        from resshift_jax.data.bicubic_sr import BicubicDegradation
+        return BicubicDegradation(params, sf, gt)
+    raise NotImplementedError(f"data type {kind!r} is not implemented yet in resshift-jax "
+                              "(implemented: realesrgan, bicubic)")
+
+
+def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
+    """Flip/rotate, pad (reflect) if small, random square crop, resize to gt_size (float [0,1])."""
+    if data_config.get("use_hflip", True) and rng.uniform() < 0.5:
+        img = img[:, ::-1]
+    if data_config.get("use_rot", False):
+        if rng.uniform() < 0.5:
+            img = img[::-1]
+        if rng.uniform() < 0.5:
+            img = img.transpose(1, 0, 2)
+    gt = int(data_config.gt_size)
+    h, w = img.shape[:2]
+    size = max(min(h, w), gt) if data_config.get("rescale_gt", False) else int(
+        data_config.get("crop_pad_size") or gt)
+    while h < size or w < size:
+        img = cv2.copyMakeBorder(np.ascontiguousarray(img), 0, min(max(0, size - h), h), 0,
+                                 min(max(0, size - w), w), cv2.BORDER_REFLECT_101)
+        h, w = img.shape[:2]
+    top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    img = np.ascontiguousarray(img[top:top + size, left:left + size]).astype(np.float32) / 255.0
+    if size != gt:
+        img = cv2.resize(img, (gt, gt), interpolation=cv2.INTER_AREA)
+    return img
+
+
+class TrainIterator:
+    def __init__(self, data_config, *, per_host_batch: int, seed: int, process_index: int = 0,
+                 process_count: int = 1, degradation: Optional[Callable] = None, source=None):
+        self.config, self.seed = data_config, int(seed)
+        self.source = source if source is not None else make_source(data_config.sources)
+        self.degrade = degradation or degradation_for(data_config)
+        self.per_host, self.p, self.hosts = per_host_batch, process_index, process_count
+        self.global_batch = per_host_batch * process_count
+        self.batch_index, self.skipped = 0, 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, int(data_config.get("num_workers", 1))))
+        self._queue = collections.deque()
+        self._prefetch = max(1, int(data_config.get("prefetch", 2)))
+        self._perms = {}
+
+    def _source_index(self, position: int, attempt: int) -> int:
+        n = len(self.source)
+        epoch = position // n
+        if epoch not in self._perms:
+            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(n)}
+        return int((self._perms[epoch][position % n] + attempt) % n)
+
+    def example(self, position: int):
+        """(example dict, skipped count) for a global position."""
+        rng = np.random.default_rng([self.seed, position, 1])
+        for attempt in range(MAX_RETRIES):
+            try:
+                img = self.source.read(self._source_index(position, attempt))
+                break
+            except (image_io.ImageReadError, OSError, ValueError):
+                continue
+        else:
+            raise RuntimeError(f"{MAX_RETRIES} unreadable images in a row near position {position}")
+        out = self.degrade(crop_hq(img, self.config, rng), rng)
+        names = ("hq", "lq", "mask")[:len(out)]
+        return {k: v * 2.0 - 1.0 if k != "mask" else v for k, v in zip(names, out)}, attempt
+
+    def _batch(self, index: int):
+        start = index * self.global_batch + self.p
+        positions = [start + j * self.hosts for j in range(self.per_host)]
+        results = [self._pool.submit(self.example, pos) for pos in positions]
+        return index, results
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        while len(self._queue) < self._prefetch:
+            nxt = self.batch_index + len(self._queue)
+            self._queue.append(self._batch(nxt))
+        index, futures = self._queue.popleft()
+        examples = [f.result() for f in futures]
+        self.skipped += sum(s for _, s in examples)
+        self.batch_index = index + 1
+        return {k: np.stack([e[k] for e, _ in examples]).astype(np.float32) for k in examples[0][0]}
+
+    def get_state(self) -> dict:
+        return {"batch_index": self.batch_index, "skipped": self.skipped, "seed": self.seed}
+
+    def set_state(self, state: dict) -> None:
+        self._queue.clear()
+        self.batch_index, self.skipped = int(state["batch_index"]), int(state.get("skipped", 0))
+
+
+def make_train_iterator(data_config, *, per_host_batch: int, seed: int, process_index: int = 0,
+                        process_count: int = 1, degradation=None) -> TrainIterator:
+    return TrainIterator(data_config, per_host_batch=per_host_batch, seed=seed,
+                         process_index=process_index, process_count=process_count,
+                         degradation=degradation)

@@ -1,0 +1,41 @@
+"""Validation sets: LQ folders (with optional GT and masks), or degraded bundled photographs."""
+import pathlib
+
+import numpy as np
+
+from resshift_jax import image_io
+from resshift_jax.data.imresize import imresize
+
+
+def _by_stem(folder):
+    return {p.stem: p for p in image_io.list_images(pathlib.Path(folder))} if folder else {}
+
+
+def load_val_set(val_config) -> list:
+    """[{lq, gt?, mask?}] float32 HWC in [-1, 1] (mask in {-1, 1}, 1 = to fill)."""
+    kind = val_config.get("type", "folder")
+    limit = int(val_config.get("max_images") or 0) or None
+    if kind == "skimage":
+        from resshift_jax.data.sources import SkimageSource
+        size, sf = int(val_config["gt_size"]), int(val_config["sf"])
+        out = []
+        for img in SkimageSource(val_config["names"]).images[:limit]:
+            h, w = img.shape[:2]
+            top, left = (h - size) // 2, (w - size) // 2
+            gt = img[top:top + size, left:left + size].astype(np.float32) / 255.0
+            lq = np.clip(imresize(gt, 1.0 / sf), 0, 1)
+            out.append({"lq": lq * 2 - 1, "gt": gt * 2 - 1})
+        return out
+    lq_dir = pathlib.Path(val_config["lq_dir"])
+    if not lq_dir.is_dir():
+        raise FileNotFoundError(f"{lq_dir}: validation LQ folder does not exist")
+    gts, masks = _by_stem(val_config.get("gt_dir")), _by_stem(val_config.get("mask_dir"))
+    out = []
+    for path in image_io.list_images(lq_dir)[:limit]:
+        item = {"lq": image_io.read_image(path)[0] * 2 - 1}
+        if path.stem in gts:
+            item["gt"] = image_io.read_image(gts[path.stem])[0] * 2 - 1
+        if path.stem in masks:
+            item["mask"] = image_io.read_mask(masks[path.stem])[..., None] * 2 - 1
+        out.append(item)
+    return out
