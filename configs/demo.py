@@ -26,9 +26,9 @@ def get_config():
     c.data.train.params.update(dict(blur_kernel_size=11, blur_kernel_size2=7))
     c.data.val = dict(type="skimage", names=VAL_PHOTOS, gt_size=128, sf=4, max_images=2)
     c.train.update(dict(
-        lr=1e-3, lr_min=1e-4, warmup_iterations=50, iterations=600, batch=8, microbatch=8,
-        ema_rate=0.99, loss_coef=dict(mse=1.0, lpips=0.0), save_freq=100, log_freq=20,
-        val_freq=200, keep_checkpoints=2, seed=0, compute_dtype="float32"))
+        lr=1e-3, lr_min=1e-4, warmup_iterations=25, iterations=250, batch=8, microbatch=8,
+        ema_rate=0.98, loss_coef=dict(mse=1.0, lpips=0.0), save_freq=125, log_freq=25,
+        val_freq=125, keep_checkpoints=2, seed=0, compute_dtype="float32"))
     c.sample.update(dict(padding_offset=16, unet_weights=None, vq_weights=None, chop_size=64,
                          chop_stride=48))
     return c

@@ -105,7 +105,7 @@ def make_eval_fn(config, restorer: Restorer, frozen: dict, val_set: list, *,
     def eval_fn(ema_params, step):
         del step
         params = {"unet": ema_params, **({"vq": frozen["vq"]} if "vq" in frozen else {})}
-        scores = {"psnr_y": [], "ssim_y": [], "lpips": []}
+        scores = {"psnr_y": [], "ssim_y": [], "lpips": [], "psnr_y_bicubic": []}
         rows = []
         for i, example in enumerate(val_set):
             lq = jnp.asarray(example["lq"][None])
@@ -120,6 +120,8 @@ def make_eval_fn(config, restorer: Restorer, frozen: dict, val_set: list, *,
                                                      y_channel=True))
                 scores["ssim_y"].append(metrics.ssim(_to_uint8(sr), _to_uint8(gt), crop_border=0,
                                                      y_channel=True))
+                scores["psnr_y_bicubic"].append(metrics.psnr(
+                    _to_uint8(upsampled), _to_uint8(gt), crop_border=0, y_channel=True))
                 if lpips_net is not None:
                     scores["lpips"].append(float(lpips_net.apply(
                         {"params": frozen["lpips"]}, jnp.asarray(sr[None]),

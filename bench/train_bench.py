@@ -1,0 +1,85 @@
+"""Training step throughput of the v3 recipe at the released sizes (random weights).
+
+    python bench/train_bench.py [--batch 4] [--dtype bfloat16]
+        [--reference ~/ResShift --torch_python ~/torchenv/bin/python]
+
+One step = encode HQ and bicubic-upsampled LQ with the frozen VQ, UNet forward/backward on
+the residual-shift loss, decode of the predicted x0 and LPIPS (random VGG weights), AdamW
+and EMA — what the reference's TrainerDifIRLPIPS does. Prints steps/s, images/s and, on a
+GPU, model FLOP utilisation.
+"""
+import argparse
+import json
+
+import jax
+import jax.numpy as jnp
+
+from bench.common import add_reference_args, machine, median_time, released_params, run_reference
+from bench.sample_bench import V3_DIFFUSION, peak_fraction
+from resshift_jax import diffusion
+from resshift_jax.convert.loading import build_model
+from resshift_jax.models.lpips import LPIPS
+from resshift_jax.sampling import Restorer
+from resshift_jax.train import sharding
+from resshift_jax.train.objective import make_loss_fn
+from resshift_jax.train.optim import make_optimizer
+from resshift_jax.train.state import create_state
+from resshift_jax.train.step import make_train_step
+from configs.realsr_v3 import get_config
+
+TRAIN_TFLOP_PER_IMAGE = 3 * 0.101 + 0.345 * 2 + 0.671 * 3  # UNet fwd+bwd, 2 encodes, decode fwd+bwd
+
+
+def jax_step_time(batch: int, dtype, iters: int) -> float:
+    config = get_config()
+    unet = build_model("unet", released_params("resshift_realsrx4_s4_v3.pth"), dtype=dtype)
+    vq = build_model("vq", released_params("autoencoder_vq_f4.pth"), dtype=dtype)
+    lpips = LPIPS(dtype=dtype)
+    key = jax.random.key(0)
+    hq = jax.random.uniform(key, (batch, 256, 256, 3), minval=-1, maxval=1)
+    lq = jax.random.uniform(key, (batch, 64, 64, 3), minval=-1, maxval=1)
+    frozen = {"vq": jax.jit(vq.init)(key, hq[:1])["params"],
+              "lpips": jax.jit(lpips.init)(key, hq[:1], hq[:1])["params"]}
+    params = jax.jit(unet.init)(key, jnp.zeros((1, 64, 64, 3)), jnp.zeros((1,), jnp.int32),
+                                lq[:1])["params"]
+    restorer = Restorer(unet=unet, vq=vq, schedule=diffusion.make_schedule(**V3_DIFFUSION), sf=4)
+    loss = make_loss_fn(restorer, mse_coef=1.0, lpips_coef=1.0, lpips_module=lpips)
+    optimizer = make_optimizer(config.train)
+    mesh = sharding.make_mesh()
+    rep = sharding.replicated(mesh)
+    state = jax.device_put(create_state(params, optimizer, 0), rep)
+    frozen = jax.device_put(frozen, rep)
+    batch_arrays = sharding.global_batch({"hq": hq, "lq": lq}, mesh)
+    step = jax.jit(make_train_step(loss, optimizer, ema_rate=0.999), donate_argnums=0,
+                   out_shardings=(rep, rep))
+    box = [state]
+
+    def run():
+        box[0], metrics = step(box[0], batch_arrays, frozen)
+        jax.block_until_ready(metrics)
+    return median_time(run, iters=iters)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--iters", type=int, default=3)
+    add_reference_args(parser)
+    args = parser.parse_args()
+    t = jax_step_time(args.batch, getattr(jnp, args.dtype), args.iters)
+    ref = (run_reference(args.torch_python, args.reference, "train", batch=args.batch,
+                         threads=args.threads, iters=args.iters)["train_step"]
+           if args.reference else None)
+    frac = peak_fraction(args.batch / t * TRAIN_TFLOP_PER_IMAGE / 1.42)
+    print(f"# train_bench on {machine()}, batch {args.batch}, {args.dtype}")
+    print(f"jax: {t:.3f} s/step, {args.batch / t:.3f} images/s"
+          + (f"; reference: {ref:.3f} s/step, {args.batch / ref:.3f} images/s, "
+             f"jax/reference images/s = {ref / t:.2f}" if ref else "")
+          + (f"; MFU {frac:.1%}" if frac is not None else ""))
+    print(json.dumps({"jax_step_s": t, "reference_step_s": ref, "batch": args.batch}))
+
+
+if __name__ == "__main__":
+    main()

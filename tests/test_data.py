@@ -1,0 +1,125 @@
+"""Training data: degradation fixture, determinism across hosts, resume, bad files, statistics."""
+import json
+
+import ml_collections
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs.common import REALESRGAN
+from resshift_jax.data import kernels
+from resshift_jax.data.parity_degradation import run_degradation_fixture
+from resshift_jax.data.pipeline import make_train_iterator
+from resshift_jax.data.realesrgan import RealESRGANDegradation
+from resshift_jax.parity import relative_error
+
+
+def test_degradation_fixture(parity_dir):
+    entry = json.loads((parity_dir / "fixtures.json").read_text())["degradation"]
+    io = dict(np.load(parity_dir / entry["io"]))
+    out = run_degradation_fixture(entry, io)
+    assert set(out) == set(io) - {"photo", "filter2d_in", "filter2d_kernels", "metric_a", "metric_b"}
+    for name, value in out.items():
+        assert relative_error(value, io[name]) <= 2e-5, name
+
+
+def _folder(tmp_path, n=6, bad=True):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        size = (40, 56) if i % 2 else (24, 20)  # some smaller than the crop: padded
+        Image.fromarray(rng.integers(0, 256, size + (3,), np.uint8)).save(tmp_path / f"img{i}.png")
+    if bad:
+        (tmp_path / "empty.png").write_bytes(b"")
+        (tmp_path / "text.jpg").write_text("not an image")
+        good = (tmp_path / "img0.png").read_bytes()
+        (tmp_path / "truncated.png").write_bytes(good[: len(good) // 3])
+    return tmp_path
+
+
+def _config(root, kind="realesrgan", workers=2):
+    return ml_collections.ConfigDict(dict(
+        type=kind, sources=({"type": "folder", "root": str(root)},), gt_size=32, sf=4,
+        crop_pad_size=32, rescale_gt=False, use_hflip=True, use_rot=False,
+        params=dict(REALESRGAN, blur_kernel_size=11, blur_kernel_size2=7),
+        num_workers=workers, prefetch=2))
+
+
+def _batches(it, n):
+    return [next(it) for _ in range(n)]
+
+
+def test_same_seed_same_batches_any_worker_count(tmp_path):
+    config = _config(_folder(tmp_path, bad=False))
+    a = _batches(make_train_iterator(config, per_host_batch=4, seed=3), 3)
+    b = _batches(make_train_iterator(_config(tmp_path, workers=1), per_host_batch=4, seed=3), 3)
+    for x, y in zip(a, b):
+        assert x["hq"].shape == (4, 32, 32, 3) and x["lq"].shape == (4, 8, 8, 3)
+        assert x["hq"].min() >= -1 and x["hq"].max() <= 1
+        np.testing.assert_array_equal(x["lq"], y["lq"])
+    c = next(make_train_iterator(config, per_host_batch=4, seed=4))
+    assert not np.array_equal(a[0]["hq"], c["hq"])
+
+
+def test_two_hosts_cover_the_same_examples(tmp_path):
+    config = _config(_folder(tmp_path, bad=False))
+    one = _batches(make_train_iterator(config, per_host_batch=4, seed=0), 2)
+    hosts = [_batches(make_train_iterator(config, per_host_batch=2, seed=0, process_index=p,
+                                          process_count=2), 2) for p in range(2)]
+    for k in range(2):
+        merged = np.empty_like(one[k]["lq"])
+        merged[0::2], merged[1::2] = hosts[0][k]["lq"], hosts[1][k]["lq"]
+        np.testing.assert_array_equal(merged, one[k]["lq"])
+
+
+def test_resume_continues_with_the_next_batch(tmp_path):
+    config = _config(_folder(tmp_path, bad=False))
+    straight = _batches(make_train_iterator(config, per_host_batch=4, seed=0), 5)
+    first = make_train_iterator(config, per_host_batch=4, seed=0)
+    _batches(first, 3)
+    state = json.loads(json.dumps(first.get_state()))
+    resumed = make_train_iterator(config, per_host_batch=4, seed=0)
+    resumed.set_state(state)
+    np.testing.assert_array_equal(next(resumed)["hq"], straight[3]["hq"])
+
+
+def test_bad_files_skipped_and_counted(tmp_path):
+    it = make_train_iterator(_config(_folder(tmp_path)), per_host_batch=8, seed=0)
+    batches = _batches(it, 3)
+    assert all(np.isfinite(b["lq"]).all() for b in batches)
+    assert it.skipped > 0 and it.get_state()["skipped"] == it.skipped
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=str(tmp_path)):
+        make_train_iterator(_config(tmp_path), per_host_batch=4, seed=0)
+
+
+def test_bicubic_type_and_skimage_source():
+    config = ml_collections.ConfigDict(dict(
+        type="bicubic", sources=({"type": "skimage", "names": ("astronaut", "coffee")},),
+        gt_size=64, sf=4, crop_pad_size=64, use_hflip=False, params={}, num_workers=1))
+    batch = next(make_train_iterator(config, per_host_batch=2, seed=0))
+    assert batch["lq"].shape == (2, 16, 16, 3)
+
+
+def test_kernel_type_and_second_stage_statistics():
+    n = 4000
+    rng = np.random.default_rng(0)
+    probs = np.asarray(REALESRGAN["kernel_prob"])
+    names = REALESRGAN["kernel_list"]
+    picks = [names[rng.choice(len(names), p=probs / probs.sum())] for _ in range(n)]
+    freq = np.array([picks.count(k) for k in names]) / n
+    assert np.all(np.abs(freq - probs) < 4 * np.sqrt(probs * (1 - probs) / n) + 1e-3)
+    k = kernels.random_blur_kernel(rng, max_size=21, sinc_prob=0.1, kernel_list=names,
+                                   kernel_prob=probs, sigma_range=(0.2, 3), betag_range=(0.5, 4),
+                                   betap_range=(1, 2))
+    assert k.shape == (21, 21) and abs(k.sum() - 1) < 1e-6
+
+
+def test_realesrgan_shapes_and_determinism():
+    deg = RealESRGANDegradation(dict(REALESRGAN), 4, 64)
+    hq = np.random.default_rng(1).random((64, 64, 3)).astype(np.float32)
+    a = deg(hq, np.random.default_rng(7))[1]
+    b = deg(hq, np.random.default_rng(7))[1]
+    assert a.shape == (16, 16, 3) and np.array_equal(a, b)
+    assert np.all((a >= 0) & (a <= 1)) and np.allclose(a * 255, np.round(a * 255), atol=1e-4)
