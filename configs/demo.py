@@ -1,6 +1,6 @@
 """A small ResShift trained from scratch in about five minutes on a CPU: the README's main job.
 
-Pixel space (no autoencoder), x4, 4 steps, on scikit-image's bundled photographs with the
+Pixel space (no autoencoder; the UNet sees the bicubic-upsampled LQ), x4, 4 steps, on scikit-image's bundled photographs with the
 real Real-ESRGAN degradation (so it runs offline); validation on other bundled photographs,
 reporting PSNR/SSIM on the Y channel of the restored images next to bicubic upsampling.
 """
@@ -17,9 +17,9 @@ def get_config():
         attention_resolutions=(16,), dropout=0, channel_mult=(1, 2, 2), num_res_blocks=1,
         conv_resample=True, dims=2, use_fp16=False, num_head_channels=32,
         use_scale_shift_norm=True, resblock_updown=False, swin_depth=2, swin_embed_dim=64,
-        window_size=8, mlp_ratio=2, cond_lq=False, lq_size=64)
+        window_size=8, mlp_ratio=2, cond_lq=True, lq_size=64)
     c.autoencoder = None
-    c.diffusion.update(dict(latent_flag=False, kappa=1.0, min_noise_level=0.1))
+    c.diffusion.update(dict(latent_flag=False, kappa=0.5, min_noise_level=0.1))
     c.data.train.update(dict(
         sources=({"type": "skimage", "names": TRAIN_PHOTOS},), gt_size=64, crop_pad_size=128,
         num_workers=2, prefetch=4))

@@ -233,6 +233,35 @@ def format_table(rows: List[Row]) -> str:
     return "\n".join(lines)
 
 
+def chain_report(root, save_dir) -> str:
+    """Per image and per step: max / mean |ours - ref| of the latents, and the final PSNR."""
+    root, save_dir = pathlib.Path(root), pathlib.Path(save_dir)
+    entries = json.loads((root / "fixtures.json").read_text())
+    lines = ["| fixture | step | samples max | samples mean | pred_xstart max | pred_xstart mean |",
+             "|---|---|---|---|---|---|"]
+    finals = ["| fixture | out max abs | out mean abs | PSNR ours vs reference (dB) |",
+              "|---|---|---|---|"]
+    for name, entry in entries.items():
+        if entry.get("kind") != "sampler" or not (save_dir / f"{name}.npz").is_file():
+            continue
+        with np.load(root / entry["io"]) as ref_file, np.load(save_dir / f"{name}.npz") as ours_file:
+            ref, ours = dict(ref_file), dict(ours_file)
+        for i in range(ref["samples"].shape[0]):
+            ds = np.abs(ours["samples"][i] - ref["samples"][i])
+            dp = np.abs(ours["pred_xstart"][i] - ref["pred_xstart"][i])
+            lines.append(f"| {name} | {i} | {ds.max():.3g} | {ds.mean():.3g} | {dp.max():.3g} "
+                         f"| {dp.mean():.3g} |")
+        a = np.clip(ours["out"] * 0.5 + 0.5, 0, 1)
+        b = np.clip(ref["out"] * 0.5 + 0.5, 0, 1)
+        mse = float(np.mean((a - b) ** 2))
+        psnr = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+        d = np.abs(ours["out"] - ref["out"])
+        finals.append(f"| {name} | {d.max():.3g} | {d.mean():.3g} | {psnr:.2f} |")
+    if len(lines) == 2:
+        return ""
+    return "\n".join(lines) + "\n\n" + "\n".join(finals)
+
+
 def passed(rows: List[Row]) -> bool:
     return bool(rows) and all(r.status in ("pass", "info") for r in rows)
 
@@ -245,11 +274,19 @@ def main(argv=None) -> int:
                         help="write OUT/<fixture>.npz with every array computed")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                         help="compute dtype; bfloat16 reports what it costs (no pass/fail)")
+    parser.add_argument("--report", metavar="FILE.md", help="also write the tables as Markdown")
     args = parser.parse_args(argv)
     if not (pathlib.Path(args.fixture_dir) / "fixtures.json").is_file():
         parser.error(f"{args.fixture_dir}: no fixtures.json there")
-    rows = run_fixtures(args.fixture_dir, dtype=args.dtype, save_outputs=args.save_outputs)
-    print(format_table(rows))
+    import tempfile
+    with tempfile.TemporaryDirectory() as scratch:
+        save_dir = args.save_outputs or scratch
+        rows = run_fixtures(args.fixture_dir, dtype=args.dtype, save_outputs=save_dir)
+        steps = chain_report(args.fixture_dir, save_dir)
+    table = format_table(rows) + (f"\n\nPer step ({args.dtype}):\n\n{steps}" if steps else "")
+    print(table)
+    if args.report:
+        pathlib.Path(args.report).write_text(table + "\n")
     ok = passed(rows)
     print(f"\n{sum(r.status == 'pass' for r in rows)} passed, "
           f"{sum(r.status not in ('pass', 'info') for r in rows)} failed")

@@ -41,6 +41,8 @@ class Restorer:
     def denoise(self, unet_params, x_t, t, lq, mask):
         """The network's x0 (or eps/residual) prediction for x_t at spaced step t."""
         s = self.schedule
+        if self.vq is None and lq is not None and lq.shape[1:3] != x_t.shape[1:3]:
+            lq = bicubic_upsample(lq, self.sf)  # pixel space: condition at the image's size
         return self.unet.apply({"params": unet_params}, diffusion.scale_input(s, x_t, t),
                                s.timestep_map[t], lq=lq, mask=mask)
 

@@ -1,0 +1,199 @@
+"""Dump the PyTorch reference's numbers on your images as a parity fixture set.
+
+Run in YOUR PyTorch environment (torch, omegaconf, timm, einops) with YOUR checkout of
+zsyOAOA/ResShift; nothing of the reference is copied into resshift-jax:
+
+    python tools/dump_reference.py --resshift ~/ResShift --task realsr --version v3 \
+        --weights ~/ResShift/weights -i my_images/ -o /tmp/parity_v3
+    python -m resshift_jax.parity /tmp/parity_v3 [--dtype bfloat16] [--report report.md]
+
+It writes `fixtures.json` (format: tests/fixtures/parity/README.md) with a `unet` and a
+`vq` entry (one forward pass each, on the first image) and one `sampler` entry per image:
+the whole reverse chain with every noise recorded, so our chain can be fed the same
+noises. Checkpoints are referenced by path, not copied. `--random_weights SEED` draws
+every parameter at random instead (saved into OUT, since they exist nowhere else).
+"""
+import argparse
+import json
+import pathlib
+import sys
+
+TASKS = {  # task -> (yaml, UNet file, autoencoder file); realsr depends on --version
+    "realsr:v1": ("realsr_swinunet_realesrgan256", "resshift_realsrx4_s15_v1.pth", "autoencoder_vq_f4.pth"),
+    "realsr:v2": ("realsr_swinunet_realesrgan256", "resshift_realsrx4_s15_v2.pth", "autoencoder_vq_f4.pth"),
+    "realsr:v3": ("realsr_swinunet_realesrgan256_journal", "resshift_realsrx4_s4_v3.pth",
+                  "autoencoder_vq_f4.pth"),
+    "bicsr": ("bicx4_swinunet_lpips", "resshift_bicsrx4_s4.pth", "autoencoder_vq_f4.pth"),
+    "inpaint_imagenet": ("inpaint_lama256_imagenet", "resshift_inpainting_imagenet_s4.pth",
+                         "autoencoder_vq_f4.pth"),
+    "inpaint_face": ("inpaint_lama256_face", "resshift_inpainting_face_s4.pth",
+                     "celeba256_vq_f4_dim3_face.pth"),
+    "faceir": ("faceir_gfpgan512_lpips", "resshift_faceir_s4.pth", "ffhq512_vq_f8_dim8_face.pth"),
+}
+EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def fail(message: str):
+    sys.exit(f"dump_reference: {message}")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--resshift", required=True, help="your checkout of zsyOAOA/ResShift")
+    p.add_argument("--task", required=True, choices=["realsr", "bicsr", "inpaint_imagenet",
+                                                     "inpaint_face", "faceir"])
+    p.add_argument("--version", default="v3", choices=["v1", "v2", "v3"], help="realsr only")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", help="folder with the released .pth files")
+    source.add_argument("--random_weights", type=int, metavar="SEED", help="random parameters")
+    p.add_argument("-i", "--in_path", required=True, help="LQ image or folder")
+    p.add_argument("-o", "--out_path", required=True, help="output fixture folder")
+    p.add_argument("--mask_path", help="inpainting masks (file or folder, same names)")
+    p.add_argument("--max_size", type=int, default=0, help="centre-crop LQ to at most N px")
+    p.add_argument("--seed", type=int, default=12345, help="noise seed")
+    return p.parse_args(argv)
+
+
+def _images(path: pathlib.Path):
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.suffix.lower() in EXTS)
+    if not files:
+        fail(f"{path}: no images")
+    return files
+
+
+def _random_(module, seed):
+    import torch
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.ndim == 1 and ("norm" in name or name.endswith("weight")):
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
+            elif p.ndim == 1:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+            else:
+                fan_in = max(1, p[0].numel())
+                p.copy_(torch.randn(p.shape, generator=gen) / fan_in ** 0.5)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    root = pathlib.Path(args.resshift).expanduser().resolve()
+    if not (root / "models" / "unet.py").is_file() or not (root / "configs").is_dir():
+        fail(f"{root}: not a ResShift checkout (models/unet.py and configs/ expected)")
+    if args.task.startswith("inpaint") and not args.mask_path:
+        fail("inpainting needs --mask_path")
+    try:
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+        from omegaconf import OmegaConf
+        from PIL import Image
+    except ImportError as e:
+        fail(f"run this in a PyTorch environment with omegaconf and pillow ({e})")
+    sys.path.insert(0, str(root))
+    from ldm.models.autoencoder import VQModelTorch
+    from models.script_util import create_gaussian_diffusion
+    from models.unet import UNetModelSwin
+
+    yaml_name, unet_file, vq_file = TASKS[f"realsr:{args.version}" if args.task == "realsr" else args.task]
+    cfg = OmegaConf.load(root / "configs" / f"{yaml_name}.yaml")
+    model_params = OmegaConf.to_container(cfg.model.params, resolve=True)
+    vq_params = OmegaConf.to_container(cfg.autoencoder.params, resolve=True)
+    diff_params = OmegaConf.to_container(cfg.diffusion.params, resolve=True)
+    unet, vq = UNetModelSwin(**model_params).eval(), VQModelTorch(**vq_params).eval()
+    out = pathlib.Path(args.out_path)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.weights:
+        ckpts = {}
+        for key, model, name in (("unet", unet, unet_file), ("vq", vq, vq_file)):
+            path = pathlib.Path(args.weights).expanduser().resolve() / name
+            if not path.is_file():
+                fail(f"{path}: missing; download {name} from the ResShift release into {args.weights}")
+            state = torch.load(path, map_location="cpu")
+            state = state.get("state_dict", state)
+            model.load_state_dict({k.removeprefix("module.").removeprefix("_orig_mod."): v
+                                   for k, v in state.items()}, strict=False)
+            ckpts[key] = str(path)
+    else:
+        _random_(unet, args.random_weights)
+        _random_(vq, args.random_weights + 1)
+        ckpts = {"unet": "unet_random.pth", "vq": "vq_random.pth"}
+        torch.save(unet.state_dict(), out / ckpts["unet"])
+        torch.save(vq.state_dict(), out / ckpts["vq"])
+    diffusion = create_gaussian_diffusion(**diff_params)
+    sf, lq_size = int(diff_params["sf"]), int(model_params.get("lq_size", 64))
+    gen = torch.Generator().manual_seed(args.seed)
+    latent_down = 2 ** (len(vq_params["ddconfig"]["ch_mult"]) - 1)
+
+    def load(path, gray=False):
+        im = np.asarray(Image.open(path).convert("L" if gray else "RGB"), np.float32) / 255.0
+        h, w = im.shape[:2]
+        size = min(h, w, args.max_size or max(h, w))
+        th, tw = (min(h, size) // lq_size) * lq_size, (min(w, size) // lq_size) * lq_size
+        if th == 0 or tw == 0:
+            return None
+        top, left = (h - th) // 2, (w - tw) // 2
+        im = im[top:top + th, left:left + tw]
+        t = torch.from_numpy(im[None, None] if gray else im.transpose(2, 0, 1)[None].copy())
+        return t * 2 - 1
+
+    entries = {"unet": {"kind": "unet", "params": model_params, "checkpoint": ckpts["unet"], "io": "unet_io.npz"},
+               "vq": {"kind": "vq", "params": vq_params, "checkpoint": ckpts["vq"], "io": "vq_io.npz"}}
+    first = True
+    for path in _images(pathlib.Path(args.in_path)):
+        lq = load(path)
+        if lq is None:
+            print(f"skipped {path}: smaller than {lq_size} px", file=sys.stderr)
+            continue
+        kwargs = {"lq": lq}
+        if args.task.startswith("inpaint"):
+            mask_root = pathlib.Path(args.mask_path)
+            mask = load(mask_root if mask_root.is_file() else mask_root / path.name, gray=True)
+            if mask is None or mask.shape[-2:] != lq.shape[-2:]:
+                fail(f"{path}: its mask is missing or of another size")
+            kwargs["mask"] = mask
+        name = f"sampler_{path.stem}"
+        with torch.no_grad():
+            z_y = diffusion.encode_first_stage(lq, vq, up_sample=True)
+            noise_prior = torch.randn(z_y.shape, generator=gen)
+            x = diffusion.prior_sample(z_y, noise_prior)
+            steps, samples, preds = [], [], []
+            for t in reversed(range(diffusion.num_timesteps)):
+                tt = torch.full((lq.shape[0],), t, dtype=torch.int64)
+                res = diffusion.p_mean_variance(unet, x, z_y, tt, clip_denoised=False, model_kwargs=kwargs)
+                noise = torch.randn(x.shape, generator=gen)
+                x = res["mean"] + (t > 0) * torch.exp(0.5 * res["log_variance"]) * noise
+                steps.append(noise), samples.append(x), preds.append(res["pred_xstart"])
+            decoded = diffusion.decode_first_stage(x, vq)
+        io = {"lq": lq, "z_y": z_y, "noise_prior": noise_prior, "noise_steps": torch.stack(steps),
+              "samples": torch.stack(samples), "pred_xstart": torch.stack(preds), "out": decoded}
+        if "mask" in kwargs:
+            io["mask"] = kwargs["mask"]
+        np.savez(out / f"{name}_io.npz", **{k: v.numpy() for k, v in io.items()})
+        entries[name] = {"kind": "sampler", "diffusion": diff_params, "unet": "unet",
+                         "autoencoder": "vq", "io": f"{name}_io.npz"}
+        if first:
+            first = False
+            with torch.no_grad():
+                t = torch.tensor([diffusion.num_timesteps - 1])
+                x_in = torch.randn(z_y.shape, generator=gen)
+                np.savez(out / "unet_io.npz", x=x_in.numpy(), t=t.numpy(), lq=lq.numpy(),
+                         out=unet(x_in, t, **kwargs).numpy(),
+                         **({"mask": kwargs["mask"].numpy()} if "mask" in kwargs else {}))
+                image = F.interpolate(lq, scale_factor=sf, mode="bicubic").clamp(-1, 1) if sf > 1 else lq
+                latent = vq.encode(image)
+                quantized, _, (_, _, indices) = vq.quantize(latent)
+                np.savez(out / "vq_io.npz", image=image.numpy(), latent=latent.numpy(),
+                         quantized=quantized.numpy(),
+                         indices=indices.reshape(latent.shape[0], *latent.shape[2:]).numpy(),
+                         decoded=vq.decode(latent).numpy(),
+                         decoded_unquantized=vq.decode(latent, force_not_quantize=True).numpy())
+        print(f"dumped {path} ({lq.shape[-2]}x{lq.shape[-1]}, latent {latent_down}x down)", file=sys.stderr)
+    if first:
+        fail("no usable image")
+    (out / "fixtures.json").write_text(json.dumps(entries, indent=1))
+    print(f"wrote {out / 'fixtures.json'} with {len(entries)} entries")
+
+
+if __name__ == "__main__":
+    main()
