@@ -189,7 +189,7 @@ def compare(name: str, kind: str, ours: dict, ref: dict, strict: bool) -> List[R
         ok = max_abs == 0 if exact else rel <= tol
         status = "pass" if ok else "FAIL"
         rows.append(Row(name, key, max_abs, rel, 0.0 if exact else tol,
-                        status if strict or exact else "info"))
+                        status if strict else "info"))
     return rows
 
 
