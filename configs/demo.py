@@ -19,7 +19,8 @@ def get_config():
         use_scale_shift_norm=True, resblock_updown=False, swin_depth=2, swin_embed_dim=64,
         window_size=8, mlp_ratio=2, cond_lq=True, lq_size=64)
     c.autoencoder = None
-    c.diffusion.update(dict(latent_flag=False, kappa=0.5, min_noise_level=0.1))
+    c.diffusion.update(dict(latent_flag=False, kappa=0.5, min_noise_level=0.1,
+                            predict_type="residual"))  # starts at the bicubic image
     c.data.train.update(dict(
         sources=({"type": "skimage", "names": TRAIN_PHOTOS},), gt_size=64, crop_pad_size=128,
         num_workers=2, prefetch=4))
