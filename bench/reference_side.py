@@ -50,9 +50,9 @@ def main():
     parser.add_argument("--size", type=json.loads, default=64, help="LQ size in pixels")
     parser.add_argument("--threads", type=json.loads, default=0)
     parser.add_argument("--iters", type=json.loads, default=3)
-    parser.add_argument("--unet", type=json.loads, default="resshift_realsrx4_s4_v3.pth")
-    parser.add_argument("--vq", type=json.loads, default="autoencoder_vq_f4.pth")
-    parser.add_argument("--config", type=json.loads,
+    parser.add_argument("--unet", default="resshift_realsrx4_s4_v3.pth")
+    parser.add_argument("--vq", default="autoencoder_vq_f4.pth")
+    parser.add_argument("--config",
                         default="realsr_swinunet_realesrgan256_journal")
     args = parser.parse_args()
     import torch
