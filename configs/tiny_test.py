@@ -22,7 +22,7 @@ def get_config():
         dropout=0.0, padding_mode="zeros", z_channels=3, resolution=128, ch=32, ch_mult=(1, 1, 2)))
     c.autoencoder.ckpt = str(FIXTURES / "vq_f4_tiny.pth")
     c.diffusion.min_noise_level = 0.2
-    c.data.train.update(dict(gt_size=64, crop_pad_size=64, num_workers=1,
+    c.data.train.update(dict(gt_size=128, crop_pad_size=128, num_workers=2,
                              sources=({"type": "skimage", "names": ("astronaut", "coffee")},)))
     c.data.val = None
     c.train.update(dict(batch=8, microbatch=8, iterations=4, warmup_iterations=2,
