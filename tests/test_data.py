@@ -123,3 +123,18 @@ def test_realesrgan_shapes_and_determinism():
     b = deg(hq, np.random.default_rng(7))[1]
     assert a.shape == (16, 16, 3) and np.array_equal(a, b)
     assert np.all((a >= 0) & (a <= 1)) and np.allclose(a * 255, np.round(a * 255), atol=1e-4)
+
+
+def test_preview_writes_a_grid_and_never_overwrites(tmp_path):
+    import subprocess
+    import sys
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = tmp_path / "grid.png"
+    cmd = [sys.executable, "-m", "resshift_jax.data.preview", "--config",
+           str(root / "configs" / "demo.py"), "--out", str(out), "--n", "3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with Image.open(out) as im:
+        assert im.size == (128, 3 * 64)
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=300)
+    assert again.returncode == 2 and "exists" in again.stderr
