@@ -138,3 +138,25 @@ def test_preview_writes_a_grid_and_never_overwrites(tmp_path):
         assert im.size == (128, 3 * 64)
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=300)
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_inpainting_masks_and_batches():
+    from configs.inpaint_imagenet import MASKS
+    from resshift_jax.data.masks import mixed_mask
+    rng = np.random.default_rng(0)
+    masks = [mixed_mask(rng, 256, 256, MASKS) for _ in range(60)]
+    coverage = np.array([m.mean() for m in masks])
+    assert all(set(np.unique(m)) <= {0.0, 1.0} and m.shape == (256, 256, 1) for m in masks)
+    assert 0.02 < coverage.mean() < 0.6 and coverage.max() < 1.0
+    again = mixed_mask(np.random.default_rng(0), 256, 256, MASKS)
+    np.testing.assert_array_equal(again, masks[0])
+    config = ml_collections.ConfigDict(dict(
+        type="inpainting", sources=({"type": "skimage", "names": ("astronaut",)},), gt_size=64,
+        sf=1, crop_pad_size=64, use_hflip=True, params=dict(mask_kwargs=dict(
+            MASKS, box_kwargs=dict(MASKS["box_kwargs"], bbox_min_size=8, bbox_max_size=30, margin=2))),
+        num_workers=1))
+    batch = next(make_train_iterator(config, per_host_batch=4, seed=0))
+    assert batch["mask"].shape == (4, 64, 64, 1) and set(np.unique(batch["mask"])) <= {-1.0, 1.0}
+    filled = batch["mask"][..., 0] > 0
+    assert np.all(batch["lq"][filled] == -1.0)
+    np.testing.assert_array_equal(batch["lq"][~filled], batch["hq"][~filled])

@@ -30,8 +30,11 @@ def degradation_for(data_config):
     if kind == "bicubic":
         from resshift_jax.data.bicubic_sr import BicubicDegradation
         return BicubicDegradation(params, sf, gt)
+    if kind == "inpainting":
+        from resshift_jax.data.masks import InpaintingDegradation
+        return InpaintingDegradation(params, sf, gt)
     raise NotImplementedError(f"data type {kind!r} is not implemented yet in resshift-jax "
-                              "(implemented: realesrgan, bicubic)")
+                              "(implemented: realesrgan, bicubic, inpainting)")
 
 
 def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
@@ -92,7 +95,7 @@ class TrainIterator:
             raise RuntimeError(f"{MAX_RETRIES} unreadable images in a row near position {position}")
         out = self.degrade(crop_hq(img, self.config, rng), rng)
         names = ("hq", "lq", "mask")[:len(out)]
-        return {k: v * 2.0 - 1.0 if k != "mask" else v for k, v in zip(names, out)}, attempt
+        return {k: v * 2.0 - 1.0 for k, v in zip(names, out)}, attempt  # mask: {-1, 1}
 
     def _batch(self, index: int):
         start = index * self.global_batch + self.p
