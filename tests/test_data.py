@@ -160,3 +160,17 @@ def test_inpainting_masks_and_batches():
     filled = batch["mask"][..., 0] > 0
     assert np.all(batch["lq"][filled] == -1.0)
     np.testing.assert_array_equal(batch["lq"][~filled], batch["hq"][~filled])
+
+
+def test_face_degradation():
+    from configs.faceir import get_config
+    from resshift_jax.data.face import FaceDegradation
+    params = dict(get_config().data.train.params)
+    deg = FaceDegradation(dict(params, blur_kernel_size=11, gray_prob=1.0), 1, 64)
+    hq = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
+    hq_out, lq = deg(hq, np.random.default_rng(3))
+    assert lq.shape == hq.shape and np.allclose(lq[..., 0], lq[..., 1])  # gray_prob 1
+    assert np.allclose(hq_out[..., 0], hq_out[..., 2])  # gt_gray
+    a = FaceDegradation(params, 1, 64)(hq, np.random.default_rng(5))[1]
+    b = FaceDegradation(params, 1, 64)(hq, np.random.default_rng(5))[1]
+    np.testing.assert_array_equal(a, b)

@@ -33,8 +33,10 @@ def degradation_for(data_config):
     if kind == "inpainting":
         from resshift_jax.data.masks import InpaintingDegradation
         return InpaintingDegradation(params, sf, gt)
-    raise NotImplementedError(f"data type {kind!r} is not implemented yet in resshift-jax "
-                              "(implemented: realesrgan, bicubic, inpainting)")
+    if kind == "gfpgan":
+        from resshift_jax.data.face import FaceDegradation
+        return FaceDegradation(params, sf, gt)
+    raise ValueError(f"unknown data type {kind!r} (realesrgan, bicubic, inpainting, gfpgan)")
 
 
 def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
