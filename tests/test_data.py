@@ -102,18 +102,45 @@ def test_bicubic_type_and_skimage_source():
     assert batch["lq"].shape == (2, 16, 16, 3)
 
 
-def test_kernel_type_and_second_stage_statistics():
-    n = 4000
-    rng = np.random.default_rng(0)
-    probs = np.asarray(REALESRGAN["kernel_prob"])
-    names = REALESRGAN["kernel_list"]
-    picks = [names[rng.choice(len(names), p=probs / probs.sum())] for _ in range(n)]
-    freq = np.array([picks.count(k) for k in names]) / n
-    assert np.all(np.abs(freq - probs) < 4 * np.sqrt(probs * (1 - probs) / n) + 1e-3)
-    k = kernels.random_blur_kernel(rng, max_size=21, sinc_prob=0.1, kernel_list=names,
-                                   kernel_prob=probs, sigma_range=(0.2, 3), betag_range=(0.5, 4),
-                                   betap_range=(1, 2))
-    assert k.shape == (21, 21) and abs(k.sum() - 1) < 1e-6
+def test_degradation_draws_follow_the_configured_probabilities(monkeypatch):
+    """Over many images: kernel types, the second blur and the final sinc at their rates."""
+    from resshift_jax.data import realesrgan
+    counts = {"filter": 0, "iso": 0, "aniso": 0, "generalized": 0, "plateau": 0, "sinc": 0}
+    real_filter = kernels.filter2d
+
+    def count_filter(img, k):
+        counts["filter"] += 1
+        return real_filter(img, k)
+
+    def counted(name, fn):
+        def wrapped(*args, **kwargs):
+            iso = args[-1] if isinstance(args[-1], bool) else kwargs.get("isotropic", True)
+            counts[name if name != "gauss" else ("iso" if iso else "aniso")] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+    monkeypatch.setattr(kernels, "filter2d", count_filter)
+    monkeypatch.setattr(kernels, "bivariate_gaussian", counted("gauss", kernels.bivariate_gaussian))
+    monkeypatch.setattr(kernels, "bivariate_generalized_gaussian",
+                        counted("generalized", kernels.bivariate_generalized_gaussian))
+    monkeypatch.setattr(kernels, "bivariate_plateau", counted("plateau", kernels.bivariate_plateau))
+    monkeypatch.setattr(kernels, "circular_lowpass", counted("sinc", kernels.circular_lowpass))
+    params = dict(REALESRGAN, blur_kernel_size=7, blur_kernel_size2=7)
+    deg = realesrgan.RealESRGANDegradation(params, 4, 16)
+    hq = np.full((16, 16, 3), 0.5, np.float32)
+    n = 1500
+    for i in range(n):
+        deg(hq, np.random.default_rng(i))
+
+    def near(observed, expected):
+        return abs(observed - expected) < 5 * np.sqrt(expected * (1 - min(expected, 0.99)) / n) + 0.01
+    # filter2d: blur 1 always, second blur 0.5 * 0.8, final sinc 0.8
+    extra = counts["filter"] / n - 1  # Bernoulli(0.4) + Bernoulli(0.8) per image
+    assert abs(extra - 1.2) < 5 * np.sqrt((0.4 * 0.6 + 0.8 * 0.2) / n)
+    # two mixed kernels per image (stages 1 and 2), each non-sinc with probability 0.9
+    mixed = 2 * n * 0.9
+    assert near(counts["iso"] / mixed, 0.45) and near(counts["aniso"] / mixed, 0.25)
+    assert near(counts["generalized"] / mixed, 0.15) and near(counts["plateau"] / mixed, 0.15)
+    assert abs(counts["sinc"] / n - 1.0) < 5 * np.sqrt((2 * 0.09 + 0.16) / n)
 
 
 def test_realesrgan_shapes_and_determinism():
