@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from resshift_jax.convert.lpips import lpips_params_from_torch
+from resshift_jax.convert.lpips import load_lpips, lpips_fn, lpips_params_from_torch
+from resshift_jax.convert.pth import CheckpointError
 from resshift_jax.models.lpips import LPIPS
 from tests.lpips_weights import random_lpips_state_dicts
 
@@ -27,15 +28,31 @@ def test_matches_the_lpips_package(net, parity_dir):
 def test_identical_inputs_zero_and_gradient_finite(net):
     model, params = net
     x = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3), minval=-1, maxval=1)
-    assert float(model.apply({"params": params}, x, x)[0]) == 0.0
-    g = jax.grad(lambda x: model.apply({"params": params}, x, -x)[0])(x)
+    distance = lpips_fn(model, params)
+    assert float(distance(x, x)[0]) == 0.0
+    g = jax.grad(lambda x: distance(x, -x)[0])(x)
     assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).sum()) > 0
 
 
 def test_wrong_files_are_refused():
     vgg, lin = random_lpips_state_dicts(0)
     del vgg["features.28.weight"]
-    with pytest.raises(ValueError, match="features.28"):
+    with pytest.raises(ValueError, match="features.28.weight .missing"):
         lpips_params_from_torch(vgg, lin)
+    vgg, lin = random_lpips_state_dicts(0)
+    lin["lin2.model.1.weight"] = lin["lin2.model.1.weight"][:, :128]
+    with pytest.raises(ValueError, match=r"lin2.model.1.weight \(1, 128, 1, 1\) != \(1, 256, 1, 1\)"):
+        lpips_params_from_torch(vgg, lin)
+    vgg, lin = random_lpips_state_dicts(0)
+    vgg["classifier.0.weight"] = np.zeros((2, 2), np.float32)  # torchvision's head: ignored
+    lpips_params_from_torch(vgg, lin)
     with pytest.raises(ValueError, match="unexpected"):
         lpips_params_from_torch(random_lpips_state_dicts(0)[0], {"encoder.weight": np.zeros(1)})
+
+
+def test_load_lpips_names_the_bad_file(tmp_path):
+    (tmp_path / "vgg.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="vgg16-397923af.pth: no such file"):
+        load_lpips(tmp_path / "vgg16-397923af.pth", tmp_path / "vgg.pth")
+    with pytest.raises(CheckpointError, match="vgg.pth: not a readable"):
+        load_lpips(tmp_path / "vgg.pth", tmp_path / "vgg.pth")
