@@ -53,8 +53,3 @@ def load_lpips(vgg_path, lin_path, dtype=jnp.float32):
         raise CheckpointError(f"{vgg_path} / {lin_path}: {e}") from None
     return LPIPS(dtype=dtype), jax.tree.map(jnp.asarray, params)
 
-
-def lpips_fn(module: LPIPS, params):
-    """Pure `(x, y) -> (B,)` distances with the (frozen) params closed over, for the train loss."""
-    frozen = jax.lax.stop_gradient(params)
-    return lambda x, y: module.apply({"params": frozen}, x, y)
