@@ -9,20 +9,10 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
-LAYOUTS = pathlib.Path(__file__).resolve().parents[1] / "tests/fixtures/parity/checkpoint_layouts.json"
-
-
-def median_time(fn, warmup=1, iters=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.common import LAYOUTS, median_time  # noqa: E402  (no project dependency: stdlib only)
 
 
 def networks(reference, unet_ckpt, vq_ckpt, config):
