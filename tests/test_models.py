@@ -1,4 +1,4 @@
-"""UNet and VQ autoencoder against the reference fixtures and every released layout."""
+"""UNet against the reference fixtures and every released layout (the VQ model: test_vq.py)."""
 import json
 
 import jax
@@ -7,17 +7,12 @@ import numpy as np
 import pytest
 
 from resshift_jax.convert import unet as unet_convert
-from resshift_jax.convert import vq as vq_convert
 from resshift_jax.convert.loading import build_model, load_params
 from resshift_jax.convert.pth import load_state_dict
 from resshift_jax.parity import nchw, nhwc, relative_error
 
 LAYOUTS = "checkpoint_layouts.json"
 BUFFERS = ("relative_position_index", "attn_mask")
-CONVERTERS = {"unet": (unet_convert.unet_params_from_torch, unet_convert.unet_params_to_torch,
-                       unet_convert.template),
-              "vq": (vq_convert.vq_params_from_torch, vq_convert.vq_params_to_torch,
-                     vq_convert.template)}
 
 
 def _fixtures(parity_dir):
@@ -41,34 +36,18 @@ def test_unet_matches_reference(parity_dir, name):
     assert relative_error(nchw(out), io["out"]) < 2e-5
 
 
-def test_vq_matches_reference(parity_dir):
-    entry = _fixtures(parity_dir)["vq_f4_tiny"]
-    model = build_model("vq", entry["params"])
-    v = {"params": load_params("vq", parity_dir / entry["checkpoint"], model)}
-    io = np.load(parity_dir / entry["io"])
-    latent = model.apply(v, nhwc(io["image"]), method="encode")
-    quantized, indices = model.apply(v, latent, method="quantize")
-    assert relative_error(nchw(latent), io["latent"]) < 2e-5
-    assert relative_error(nchw(quantized), io["quantized"]) < 2e-5
-    np.testing.assert_array_equal(np.asarray(indices), io["indices"])
-    decoded = model.apply(v, latent, method="decode")
-    assert relative_error(nchw(decoded), io["decoded"]) < 2e-5
-    plain = model.apply(v, latent, force_not_quantize=True, method="decode")
-    assert relative_error(nchw(plain), io["decoded_unquantized"]) < 2e-5
-
-
-@pytest.mark.parametrize("checkpoint", list(json.loads(
-    (__import__("pathlib").Path(__file__).parent / "fixtures/parity" / LAYOUTS).read_text())))
+@pytest.mark.parametrize("checkpoint", [k for k, v in json.loads(
+    (__import__("pathlib").Path(__file__).parent / "fixtures/parity" / LAYOUTS).read_text()).items()
+    if v["kind"] == "unet"])
 def test_released_layout_maps_both_ways(parity_dir, checkpoint):
     layout = json.loads((parity_dir / LAYOUTS).read_text())[checkpoint]
-    from_torch, to_torch, template = CONVERTERS[layout["kind"]]
-    model = build_model(layout["kind"], layout["params"])
-    shapes = template(model)
+    model = build_model("unet", layout["params"])
+    shapes = unet_convert.template(model)
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
     assert n_params == layout["n_params"]
-    params = from_torch(_fake_state_dict(layout["state_dict"]), model)
+    params = unet_convert.unet_params_from_torch(_fake_state_dict(layout["state_dict"]), model)
     assert jax.tree.map(np.shape, params) == jax.tree.map(lambda s: s.shape, shapes)
-    back = to_torch(params, model)
+    back = unet_convert.unet_params_to_torch(params, model)
     buffers = {k for k in layout["state_dict"] if k.endswith(BUFFERS)}
     assert set(back) == set(layout["state_dict"]) - buffers
     assert all(list(back[k].shape) == layout["state_dict"][k] for k in back)
@@ -107,12 +86,3 @@ def test_unet_runs_larger_than_configured_and_in_bf16(parity_dir):
     out16 = jax.jit(bf16.apply)({"params": params}, x, t, lq)
     assert out16.dtype == jnp.float32
     assert relative_error(out16, out) < 0.1
-
-
-def test_vq_straight_through_gradient(parity_dir):
-    entry = _fixtures(parity_dir)["vq_f4_tiny"]
-    model = build_model("vq", entry["params"])
-    v = {"params": load_params("vq", parity_dir / entry["checkpoint"], model)}
-    z = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
-    grad = jax.jit(jax.grad(lambda z: jnp.sum(model.apply(v, z, method="decode") ** 2)))(z)
-    assert float(jnp.abs(grad).sum()) > 0

@@ -22,7 +22,37 @@ def _codebook_init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -1.0 / shape[0], 1.0 / shape[0])
 
 
+# ddconfig keys of the reference's Encoder/Decoder, and the values this port implements
+# (`None`: any value). Dropout is inert: the autoencoder is frozen and runs in eval mode.
+_DDCONFIG = {"ch": None, "out_ch": None, "ch_mult": None, "num_res_blocks": None,
+             "attn_resolutions": None, "dropout": None, "in_channels": None, "resolution": None,
+             "z_channels": None, "padding_mode": None, "double_z": (False,),
+             "resamp_with_conv": (True,), "use_linear_attn": (False,),
+             "attn_type": ("vanilla",), "give_pre_end": (False,), "tanh_out": (False,)}
+
+
+def architecture(ddconfig) -> dict:
+    """`ddconfig` as a dict, refusing keys or values the VQ model cannot honour.
+
+    `double_z` must be given as False: the reference's Encoder defaults to True, which its
+    VQ model's quant_conv cannot take.
+    """
+    dd = dict(ddconfig)
+    unknown = sorted(set(dd) - set(_DDCONFIG))
+    if unknown:
+        raise ValueError(f"unknown ddconfig keys {unknown}")
+    dd.setdefault("double_z", True)
+    for key, allowed in _DDCONFIG.items():
+        if allowed is not None and key in dd and dd[key] not in allowed:
+            raise ValueError(f"ddconfig {key}={dd[key]!r} is not supported (only {allowed})")
+    return dd
+
+
 class VQModel(nn.Module):
+    """`VQModelTorch(ddconfig, n_embed, embed_dim, remap, sane_index_shape)`, NHWC.
+
+    `sane_index_shape` is accepted for config compatibility: indices are always (B, h, w).
+    """
     ddconfig: dict
     n_embed: int
     embed_dim: int
@@ -34,12 +64,12 @@ class VQModel(nn.Module):
     def setup(self):
         if self.remap is not None:
             raise NotImplementedError("codebook remapping is not used by any released model")
-        dd = dict(self.ddconfig)
+        dd = architecture(self.ddconfig)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         common = dict(ch=dd["ch"], ch_mult=tuple(dd["ch_mult"]), num_res_blocks=dd["num_res_blocks"],
-                      attn_resolutions=tuple(dd["attn_resolutions"]), resolution=dd["resolution"])
-        self.encoder = Encoder(**common, z_channels=dd["z_channels"],
-                               double_z=dd.get("double_z", False), **kw)
+                      attn_resolutions=tuple(dd["attn_resolutions"]), resolution=dd["resolution"],
+                      padding_mode=dd.get("padding_mode", "zeros"))
+        self.encoder = Encoder(**common, z_channels=dd["z_channels"], **kw)
         self.decoder = Decoder(**common, out_ch=dd["out_ch"], **kw)
         self.quant_conv = conv(self.embed_dim, 1, **kw, name=None)
         self.post_quant_conv = conv(dd["z_channels"], 1, **kw, name=None)
@@ -55,8 +85,11 @@ class VQModel(nn.Module):
         z32 = z.astype(jnp.float32)
         codebook = self.quantize_embedding.embedding.astype(jnp.float32)
         flat = z32.reshape(-1, self.embed_dim)
+        # |z|^2 + |e|^2 - 2 z.e as the reference; full-precision matmul even where the
+        # backend's default is TF32/bf16, since near ties decide the index.
+        cross = jnp.matmul(flat, codebook.T, precision=jax.lax.Precision.HIGHEST)
         dist = (jnp.sum(flat ** 2, axis=1, keepdims=True) + jnp.sum(codebook ** 2, axis=1)
-                - 2.0 * flat @ codebook.T)
+                - 2.0 * cross)
         indices = jnp.argmin(dist, axis=1)
         z_q = codebook[indices].reshape(z32.shape)
         z_q = z32 + jax.lax.stop_gradient(z_q - z32)
@@ -69,9 +102,11 @@ class VQModel(nn.Module):
         return self.decoder(self.post_quant_conv(z)).astype(jnp.float32)
 
     def __call__(self, x):
+        """Encode and decode (quantized); touches every submodule, for `init`."""
         return self.decode(self.encode(x))
 
 
 def example_inputs(model: VQModel, batch: int = 1):
-    size = model.ddconfig["resolution"]
+    """A small image for `init`: parameter shapes do not depend on the spatial size."""
+    size = 2 ** len(model.ddconfig["ch_mult"])
     return (jnp.zeros((batch, size, size, model.ddconfig["in_channels"]), jnp.float32),)

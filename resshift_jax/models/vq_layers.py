@@ -1,8 +1,10 @@
 """The LDM encoder and decoder of ResShift's VQ autoencoder, NHWC.
 
-GroupNorm(32, eps 1e-6) runs in float32; the downsampling conv pads only right and bottom
-(as the reference); `padding_mode` in the configs is accepted and, as in the reference,
-unused.
+GroupNorm(32, eps 1e-6) runs in float32. The downsampling conv pads only right and bottom,
+with zeros, as the reference does. `padding_mode` applies to every 3x3 stride-1 conv
+(torch's `Conv2d(padding_mode=...)` semantics, as in the reference's `model_back.py`);
+the reference's active `model.py` ignores it, and every released config says 'zeros',
+where the two agree.
 """
 from typing import Any, Sequence
 
@@ -14,13 +16,27 @@ from resshift_jax.models.layers import GroupNorm32, conv, upsample_nearest
 
 Dtype = Any
 
+# torch Conv2d padding_mode -> jnp.pad mode
+PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
 
 def _norm(name, dtype, param_dtype):
     return GroupNorm32(epsilon=1e-6, dtype=dtype, param_dtype=param_dtype, name=name)
 
 
+def conv3x3(x, features: int, padding_mode: str, *, dtype, param_dtype, name: str):
+    """3x3 stride-1 conv with one pixel of `padding_mode` padding on every side."""
+    if padding_mode not in PAD_MODES:
+        raise ValueError(f"padding_mode {padding_mode!r} not one of {sorted(PAD_MODES)}")
+    if padding_mode == "zeros":
+        return conv(features, 3, padding=1, dtype=dtype, param_dtype=param_dtype, name=name)(x)
+    x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=PAD_MODES[padding_mode])
+    return conv(features, 3, dtype=dtype, param_dtype=param_dtype, name=name)(x)
+
+
 class ResnetBlock(nn.Module):
     out_channels: int
+    padding_mode: str = "zeros"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -28,9 +44,9 @@ class ResnetBlock(nn.Module):
     def __call__(self, x):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         h = nn.silu(_norm("norm1", **kw)(x))
-        h = conv(self.out_channels, 3, padding=1, **kw, name="conv1")(h)
+        h = conv3x3(h, self.out_channels, self.padding_mode, **kw, name="conv1")
         h = nn.silu(_norm("norm2", **kw)(h))
-        h = conv(self.out_channels, 3, padding=1, **kw, name="conv2")(h)
+        h = conv3x3(h, self.out_channels, self.padding_mode, **kw, name="conv2")
         if x.shape[-1] != self.out_channels:
             x = conv(self.out_channels, 1, **kw, name="nin_shortcut")(x)
         return x + h
@@ -53,8 +69,36 @@ class AttnBlock(nn.Module):
         return x + conv(c, 1, **kw, name="proj_out")(y)
 
 
+class Downsample(nn.Module):
+    """Zero-pad right and bottom by one, then a 3x3 stride-2 conv: H, W -> H/2, W/2."""
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        x = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
+        return conv(x.shape[-1], 3, stride=2, dtype=self.dtype, param_dtype=self.param_dtype,
+                    name="conv")(x)
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour x2, then a 3x3 conv."""
+    padding_mode: str = "zeros"
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        return conv3x3(upsample_nearest(x), x.shape[-1], self.padding_mode, dtype=self.dtype,
+                       param_dtype=self.param_dtype, name="conv")
+
+
 def _blocks(num_res_blocks, levels: int) -> Sequence[int]:
-    return [num_res_blocks] * levels if isinstance(num_res_blocks, int) else list(num_res_blocks)
+    if isinstance(num_res_blocks, int):
+        return [num_res_blocks] * levels
+    if len(num_res_blocks) != levels:
+        raise ValueError(f"num_res_blocks {num_res_blocks} needs one entry per ch_mult level")
+    return list(num_res_blocks)
 
 
 class Encoder(nn.Module):
@@ -65,30 +109,31 @@ class Encoder(nn.Module):
     resolution: int
     z_channels: int
     double_z: bool = False
+    padding_mode: str = "zeros"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        pm = self.padding_mode
         blocks = _blocks(self.num_res_blocks, len(self.ch_mult))
-        h = conv(self.ch, 3, padding=1, **kw, name="conv_in")(x.astype(self.dtype))
+        h = conv3x3(x.astype(self.dtype), self.ch, pm, **kw, name="conv_in")
         res = self.resolution
         for level, mult in enumerate(self.ch_mult):
             for i in range(blocks[level]):
-                h = ResnetBlock(self.ch * mult, **kw, name=f"down_{level}_block_{i}")(h)
+                h = ResnetBlock(self.ch * mult, pm, **kw, name=f"down_{level}_block_{i}")(h)
                 if res in self.attn_resolutions:
                     h = AttnBlock(**kw, name=f"down_{level}_attn_{i}")(h)
             if level != len(self.ch_mult) - 1:
-                h = jnp.pad(h, ((0, 0), (0, 1), (0, 1), (0, 0)))
-                h = conv(h.shape[-1], 3, stride=2, **kw, name=f"down_{level}_downsample_conv")(h)
+                h = Downsample(**kw, name=f"down_{level}_downsample")(h)
                 res //= 2
-        h = ResnetBlock(h.shape[-1], **kw, name="mid_block_1")(h)
+        h = ResnetBlock(h.shape[-1], pm, **kw, name="mid_block_1")(h)
         h = AttnBlock(**kw, name="mid_attn_1")(h)
-        h = ResnetBlock(h.shape[-1], **kw, name="mid_block_2")(h)
+        h = ResnetBlock(h.shape[-1], pm, **kw, name="mid_block_2")(h)
         h = nn.silu(_norm("norm_out", **kw)(h))
         out = 2 * self.z_channels if self.double_z else self.z_channels
-        return conv(out, 3, padding=1, **kw, name="conv_out")(h)
+        return conv3x3(h, out, pm, **kw, name="conv_out")
 
 
 class Decoder(nn.Module):
@@ -98,28 +143,30 @@ class Decoder(nn.Module):
     num_res_blocks: Any
     attn_resolutions: Sequence[int]
     resolution: int
+    padding_mode: str = "zeros"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, z):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        pm = self.padding_mode
         levels = len(self.ch_mult)
         blocks = _blocks(self.num_res_blocks, levels)
         block_in = self.ch * self.ch_mult[-1]
         res = self.resolution // 2 ** (levels - 1)
-        h = conv(block_in, 3, padding=1, **kw, name="conv_in")(z.astype(self.dtype))
-        h = ResnetBlock(block_in, **kw, name="mid_block_1")(h)
+        h = conv3x3(z.astype(self.dtype), block_in, pm, **kw, name="conv_in")
+        h = ResnetBlock(block_in, pm, **kw, name="mid_block_1")(h)
         h = AttnBlock(**kw, name="mid_attn_1")(h)
-        h = ResnetBlock(block_in, **kw, name="mid_block_2")(h)
+        h = ResnetBlock(block_in, pm, **kw, name="mid_block_2")(h)
         for level in reversed(range(levels)):
             for i in range(blocks[level] + 1):
-                h = ResnetBlock(self.ch * self.ch_mult[level], **kw, name=f"up_{level}_block_{i}")(h)
+                h = ResnetBlock(self.ch * self.ch_mult[level], pm, **kw,
+                                name=f"up_{level}_block_{i}")(h)
                 if res in self.attn_resolutions:
                     h = AttnBlock(**kw, name=f"up_{level}_attn_{i}")(h)
             if level != 0:
-                h = conv(h.shape[-1], 3, padding=1, **kw, name=f"up_{level}_upsample_conv")(
-                    upsample_nearest(h))
+                h = Upsample(pm, **kw, name=f"up_{level}_upsample")(h)
                 res *= 2
         h = nn.silu(_norm("norm_out", **kw)(h))
-        return conv(self.out_ch, 3, padding=1, **kw, name="conv_out")(h)
+        return conv3x3(h, self.out_ch, pm, **kw, name="conv_out")
