@@ -106,36 +106,10 @@ def test_padding_mode_follows_torch(mode, corner):
     assert float(out[0, 0, 0, 0]) == corner and float(out[0, 1, 1, 0]) == 0.0
 
 
-def test_padding_mode_reaches_the_model(tiny):
-    entry, _, v = tiny
-    x = jax.random.uniform(jax.random.key(0), (1, 8, 8, 3), minval=-1, maxval=1)
+def test_model_refuses_padding_the_reference_ignores(tiny):
+    entry, _, _ = tiny
     params = dict(entry["params"], ddconfig=dict(entry["params"]["ddconfig"],
                                                  padding_mode="reflect"))
-    zeros = build_model("vq", entry["params"]).apply(v, x, method="encode")
-    reflect = build_model("vq", params).apply(v, x, method="encode")
-    assert reflect.shape == zeros.shape and relative_error(reflect, zeros) > 1e-3
-
-
-def test_bfloat16_close_to_float32(tiny):
-    entry, model, v = tiny
-    bf16 = build_model("vq", entry["params"], dtype=jnp.bfloat16)
-    x = jax.random.uniform(jax.random.key(0), (1, 32, 32, 3), minval=-1, maxval=1)
-
-    def run(m):
-        return jax.jit(lambda v, x: m.apply(v, m.apply(v, x, method="encode"),
-                                            force_not_quantize=True, method="decode"))(v, x)
-    ref, low = run(model), run(bf16)
-    assert low.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(low)))
-    error = relative_error(low, ref)
-    print(f"bf16 vs f32 relative error: {error:.2e}")
-    assert error < 0.1
-
-
-def test_straight_through_gradient(tiny):
-    _, model, v = tiny
-    z = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
-    w = jax.random.normal(jax.random.key(2), z.shape)
-    grad_q = jax.grad(lambda z: jnp.sum(model.apply(v, z, method="quantize")[0] * w))(z)
-    np.testing.assert_array_equal(np.asarray(grad_q), np.asarray(w))
-    grad = jax.jit(jax.grad(lambda z: jnp.sum(model.apply(v, z, method="decode") ** 2)))(z)
-    assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad).min()) > 0
+    x = jnp.zeros((1, 8, 8, 3))
+    with pytest.raises(ValueError, match="padding_mode='reflect' is not supported"):
+        build_model("vq", params).init(jax.random.key(0), x)

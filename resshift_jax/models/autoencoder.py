@@ -26,7 +26,7 @@ def _codebook_init(key, shape, dtype=jnp.float32):
 # (`None`: any value). Dropout is inert: the autoencoder is frozen and runs in eval mode.
 _DDCONFIG = {"ch": None, "out_ch": None, "ch_mult": None, "num_res_blocks": None,
              "attn_resolutions": None, "dropout": None, "in_channels": None, "resolution": None,
-             "z_channels": None, "padding_mode": None, "double_z": (False,),
+             "z_channels": None, "padding_mode": ("zeros",), "double_z": (False,),
              "resamp_with_conv": (True,), "use_linear_attn": (False,),
              "attn_type": ("vanilla",), "give_pre_end": (False,), "tanh_out": (False,)}
 
@@ -35,7 +35,9 @@ def architecture(ddconfig) -> dict:
     """`ddconfig` as a dict, refusing keys or values the VQ model cannot honour.
 
     `double_z` must be given as False: the reference's Encoder defaults to True, which its
-    VQ model's quant_conv cannot take.
+    VQ model's quant_conv cannot take. `padding_mode` must be "zeros" (every released
+    config): the reference's active Encoder/Decoder ignore the value and always pad with
+    zeros, so another value is refused rather than silently computing something else.
     """
     dd = dict(ddconfig)
     unknown = sorted(set(dd) - set(_DDCONFIG))

@@ -3,8 +3,8 @@
 GroupNorm(32, eps 1e-6) runs in float32. The downsampling conv pads only right and bottom,
 with zeros, as the reference does. `padding_mode` applies to every 3x3 stride-1 conv
 (torch's `Conv2d(padding_mode=...)` semantics, as in the reference's `model_back.py`);
-the reference's active `model.py` ignores it, and every released config says 'zeros',
-where the two agree.
+the reference's active `model.py` ignores it and every released config says 'zeros', so
+`VQModel` accepts only 'zeros' (the layers keep the option for other models).
 """
 from typing import Any, Sequence
 
