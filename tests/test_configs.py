@@ -78,3 +78,42 @@ def test_chop_geometry_follows_the_reference(size, stride, sf, expected):
 def test_chop_geometry_unknown_size_needs_stride():
     with pytest.raises(ValueError, match="chop_stride"):
         chop_geometry(300, -1, 4)
+
+
+@pytest.mark.parametrize("name", list(RELEASED))
+def test_released_weights_and_tiling(name):
+    """The weight keys name the checkpoints whose layouts the architecture test checks, and
+    tiling follows the reference: default tile sizes, padding to the model's lq_size."""
+    from resshift_jax.weights import CHECKPOINTS
+    c = _load(name)
+    unet, vq, _ = RELEASED[name]
+    released = {key: ckpt.url.rsplit("/", 1)[1] for key, ckpt in CHECKPOINTS.items()}
+    if unet:
+        assert unet.startswith(released[c.sample.unet_weights])
+    else:
+        assert c.sample.unet_weights is None
+    assert released[c.sample.vq_weights] == vq
+    assert c.sample.padding_offset == c.model.lq_size
+    size, stride = chop_geometry(c.sample.chop_size, c.sample.chop_stride, c.sf)
+    assert (size, stride) == ((512, 448) if c.sf == 4 else (512 * 4 // c.sf, 448 * 4 // c.sf))
+    assert c.sample.seed == 12345 and c.sample.compute_dtype == "float32"
+    assert c.sample.mask_back == bool(c.model.get("cond_mask", False))
+
+
+def test_demo_is_small_and_pixel_space():
+    """The demo must train on a 2-core CPU in minutes: pixel space, < 2M UNet parameters,
+    and 4 steps."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from resshift_jax.convert.loading import build_model
+
+    c = _load("demo")
+    assert c.autoencoder is None and c.diffusion.latent_flag is False
+    assert c.diffusion.steps == 4 and c.train.iterations <= 600
+    gt = c.data.train.gt_size
+    unet = build_model("unet", c.model)
+    x = jnp.zeros((1, gt, gt, 3))
+    shapes = jax.eval_shape(lambda: unet.init(jax.random.key(0), x, jnp.zeros((1,)), lq=x))
+    n = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(shapes))
+    assert 1e5 < n < 2e6, n
