@@ -111,8 +111,11 @@ def main(argv=None):
                 fail(f"{path}: missing; download {name} from the ResShift release into {args.weights}")
             state = torch.load(path, map_location="cpu")
             state = state.get("state_dict", state)
-            model.load_state_dict({k.removeprefix("module.").removeprefix("_orig_mod."): v
-                                   for k, v in state.items()}, strict=False)
+            result = model.load_state_dict({k.removeprefix("module.").removeprefix("_orig_mod."): v
+                                            for k, v in state.items()}, strict=False)
+            if result.missing_keys:  # buffers like attn_mask may be absent; parameters may not
+                fail(f"{path}: does not fit the {key} architecture; missing "
+                     f"{result.missing_keys[:5]}")
             ckpts[key] = str(path)
     else:
         _random_(unet, args.random_weights)
