@@ -10,6 +10,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 from types import MappingProxyType
 from typing import Optional
@@ -46,7 +47,9 @@ CHECKPOINTS = MappingProxyType({
 })
 
 # Known sha256 of each released file. Empty = unknown: the reference publishes no hashes and
-# they were not recorded here, so those downloads are not verified. Fill in when known.
+# none could be recorded here (no network). Until filled in, a released file's download is
+# checked as a complete PyTorch zip archive (every member's CRC) instead, and its digest is
+# written beside it (`FILE.sha256`, `sha256sum -c` format) for the user to compare.
 SHA256 = MappingProxyType({name: "" for name in CHECKPOINTS})
 
 _CHUNK = 1 << 20
@@ -95,11 +98,26 @@ def ensure_weights(
                 f"{filename}: sha256 mismatch (expected {sha256}, got {digest}) for {url}; "
                 f"the download was discarded"
             )
+        if not sha256 and name in CHECKPOINTS:
+            _check_torch_archive(Path(tmp), filename, url)
+            Path(f"{target}.sha256").write_text(f"{digest}  {filename}\n")
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _check_torch_archive(path: Path, filename: str, url: str) -> None:
+    """A released .pth is a zip archive: refuse a truncated or corrupted download."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as err:
+        bad = str(err)
+    if bad is not None:
+        raise WeightsError(f"{filename}: the download from {url} is not a complete PyTorch "
+                           f"checkpoint ({bad}); it was discarded")
 
 
 def _download(url: str, out, target: Path, progress: bool) -> str:

@@ -1,5 +1,6 @@
 """Checkpoint registry and download (with a local file:// URL; no network)."""
 import hashlib
+import zipfile
 
 import pytest
 
@@ -68,3 +69,30 @@ def test_custom_file_name_needs_url(tmp_path, source):
         ensure_weights("mine2.pth", tmp_path / "w")
     with pytest.raises(WeightsError, match="unknown checkpoint"):
         ensure_weights("../escape.pth", tmp_path / "w", url=source.as_uri())
+
+
+def _torch_like_zip(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", PAYLOAD)
+    return path
+
+
+def test_released_file_without_known_hash_is_checked_and_its_digest_recorded(tmp_path):
+    remote = _torch_like_zip(tmp_path / "remote.pth")
+    wdir = tmp_path / "weights"
+    got = ensure_weights("v3", wdir, url=remote.as_uri(), progress=False)
+    digest = hashlib.sha256(remote.read_bytes()).hexdigest()
+    assert got.read_bytes() == remote.read_bytes()
+    record = wdir / "resshift_realsrx4_s4_v3.pth.sha256"
+    assert record.read_text() == f"{digest}  resshift_realsrx4_s4_v3.pth\n"
+
+
+def test_truncated_released_file_is_refused_and_leaves_nothing(tmp_path):
+    remote = _torch_like_zip(tmp_path / "remote.pth")
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(remote.read_bytes()[:-200])
+    wdir = tmp_path / "weights"
+    with pytest.raises(WeightsError, match="resshift_realsrx4_s4_v3.pth: the download from .* "
+                                           "is not a complete PyTorch checkpoint"):
+        ensure_weights("v3", wdir, url=truncated.as_uri(), progress=False)
+    assert list(wdir.iterdir()) == []
