@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from resshift_jax.models.layers import GroupNorm32, conv, upsample_nearest
+from resshift_jax.models.layers import GroupNorm32, UpsampleConv, conv
 from resshift_jax.models.swin import BasicLayer
 
 Dtype = Any
@@ -149,8 +149,7 @@ class UNetModelSwin(nn.Module):
                     h = self._swin(ch, ds, f"output_blocks_{index}_1")(h)
                     sub = 2
                 if level and i == blocks[level]:
-                    h = conv(ch, 3, padding=1, **kw, name=f"output_blocks_{index}_{sub}_conv")(
-                        upsample_nearest(h))
+                    h = UpsampleConv(ch, **kw, name=f"output_blocks_{index}_{sub}_conv")(h)
                     ds *= 2
                 index += 1
 

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from resshift_jax.models.layers import GroupNorm32, conv, upsample_nearest
+from resshift_jax.models.layers import GroupNorm32, UpsampleConv, conv, upsample_nearest
 
 Dtype = Any
 
@@ -82,13 +82,16 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour x2, then a 3x3 conv."""
+    """Nearest-neighbour x2, then a 3x3 conv (fused into one sub-pixel conv for zero padding)."""
     padding_mode: str = "zeros"
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x):
+        if self.padding_mode == "zeros":
+            return UpsampleConv(x.shape[-1], dtype=self.dtype, param_dtype=self.param_dtype,
+                                name="conv")(x)
         return conv3x3(upsample_nearest(x), x.shape[-1], self.padding_mode, dtype=self.dtype,
                        param_dtype=self.param_dtype, name="conv")
 

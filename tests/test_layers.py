@@ -1,0 +1,48 @@
+"""Shared layers: the fused nearest-upsample + 3x3 conv against the plain composition."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from resshift_jax.models.layers import UpsampleConv, conv, upsample_nearest
+
+
+def _plain(params, x, features):
+    layer = conv(features, 3, padding=1, dtype=jnp.float32, param_dtype=jnp.float32, name="c")
+    return layer.apply(params, upsample_nearest(x))
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 4, 6), (1, 8, 8, 16, 16), (1, 1, 1, 3, 2)])
+def test_upsample_conv_equals_conv_of_upsampled(shape):
+    b, h, w, cin, cout = shape
+    x = jax.random.normal(jax.random.key(1), (b, h, w, cin))
+    layer = UpsampleConv(cout)
+    params = layer.init(jax.random.key(0), x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+    got = layer.apply(params, x)
+    assert got.shape == (b, 2 * h, 2 * w, cout)
+    np.testing.assert_allclose(got, _plain(params, x, cout), atol=1e-5, rtol=1e-5)
+
+
+def test_upsample_conv_gradient_equals_plain():
+    x = jax.random.normal(jax.random.key(2), (1, 6, 5, 8))
+    layer = UpsampleConv(4)
+    params = layer.init(jax.random.key(0), x)
+    weights = jax.random.normal(jax.random.key(3), (1, 12, 10, 4))
+    ours = jax.grad(lambda x: jnp.sum(layer.apply(params, x) * weights))(x)
+    plain = jax.grad(lambda x: jnp.sum(_plain(params, x, 4) * weights))(x)
+    np.testing.assert_allclose(ours, plain, atol=5e-6, rtol=0)
+
+
+def test_upsample_conv_params_are_a_plain_conv():
+    params = UpsampleConv(5).init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))["params"]
+    assert jax.tree.map(jnp.shape, params) == {"kernel": (3, 3, 3, 5), "bias": (5,)}
+
+
+def test_upsample_conv_bf16_close_to_float32():
+    x = jax.random.normal(jax.random.key(4), (1, 8, 8, 16))
+    params = UpsampleConv(16).init(jax.random.key(0), x)
+    f32 = UpsampleConv(16).apply(params, x)
+    bf16 = UpsampleConv(16, dtype=jnp.bfloat16).apply(params, x)
+    assert bf16.dtype == jnp.bfloat16
+    np.testing.assert_allclose(bf16.astype(jnp.float32), f32, atol=0.05 * float(jnp.abs(f32).max()))
