@@ -1,0 +1,98 @@
+"""torch's F.interpolate (area / bilinear / bicubic, align_corners=False, no antialias) in numpy.
+
+The reference's Real-ESRGAN degradation resizes with it, and it differs from OpenCV's
+resize: `area` is adaptive average pooling (bins floor(i*in/out) .. ceil((i+1)*in/out)),
+even when enlarging; bilinear and bicubic never widen their kernel when shrinking; given a
+`scale` rather than a size, the output is floor(in * scale) and source coordinates are
+mapped with 1/scale, not in/out. Each axis is one (out, in) float32 weight matrix whose
+weights torch computes in float32 the same way (cubic A = -0.75, border taps clamped).
+"""
+import math
+
+import numpy as np
+
+MODES = ("area", "bilinear", "bicubic")
+
+
+def _area(n_in: int, n_out: int) -> np.ndarray:
+    m = np.zeros((n_out, n_in), np.float32)
+    for i in range(n_out):
+        start, end = i * n_in // n_out, -(-(i + 1) * n_in // n_out)
+        m[i, start:end] = np.float32(1) / np.float32(end - start)
+    return m
+
+
+def _source(n_in: int, n_out: int, scale, cubic: bool):
+    """Float32 source coordinates of the output pixels, floor index and fraction."""
+    ratio = np.float32(1.0 / scale) if scale else np.float32(n_in) / np.float32(n_out)
+    src = ratio * (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
+    if not cubic:
+        src = np.maximum(src, np.float32(0))
+    index = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    return index, np.clip(src - index.astype(np.float32), 0, 1).astype(np.float32)
+
+
+def _linear(n_in: int, n_out: int, scale) -> np.ndarray:
+    m = np.zeros((n_out, n_in), np.float32)
+    rows = np.arange(n_out)
+    if n_in == n_out:  # torch copies, whatever the scale
+        m[rows, rows] = 1
+        return m
+    index, frac = _source(n_in, n_out, scale, cubic=False)
+    np.add.at(m, (rows, index), np.float32(1) - frac)
+    np.add.at(m, (rows, np.minimum(index + 1, n_in - 1)), frac)
+    return m
+
+
+def _cubic_weights(t: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution (A = -0.75) at distances t+1, t, 1-t, 2-t, in float32."""
+    a = np.float32(-0.75)
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    one = np.float32(1)
+    return np.stack([far(t + one), near(t), near(one - t), far(one - t + one)], axis=-1)
+
+
+def _cubic(n_in: int, n_out: int, scale) -> np.ndarray:
+    m = np.zeros((n_out, n_in), np.float32)
+    index, frac = _source(n_in, n_out, scale, cubic=True)
+    weights = _cubic_weights(frac)
+    rows = np.arange(n_out)
+    for j in range(4):
+        np.add.at(m, (rows, np.clip(index - 1 + j, 0, n_in - 1)), weights[:, j])
+    return m
+
+
+def weights(mode: str, n_in: int, n_out: int, scale=None) -> np.ndarray:
+    """(n_out, n_in) matrix resizing one axis; `scale` is the scale_factor if one was given."""
+    if mode == "area":
+        return _area(n_in, n_out)
+    if mode == "bilinear":
+        return _linear(n_in, n_out, scale)
+    if mode == "bicubic":
+        return _cubic(n_in, n_out, scale)
+    raise ValueError(f"unknown resize mode {mode!r}; expected one of {MODES}")
+
+
+def interpolate(img: np.ndarray, mode: str, *, size=None, scale=None) -> np.ndarray:
+    """Resize an HWC float32 image like F.interpolate(x, size=size | scale_factor=scale, mode).
+
+    The output of `scale` is floor(h * scale) x floor(w * scale).
+    """
+    if (size is None) == (scale is None):
+        raise ValueError("give exactly one of size and scale")
+    h, w = img.shape[:2]
+    out_h, out_w = size if size is not None else (math.floor(h * scale), math.floor(w * scale))
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"resizing {h}x{w} to {out_h}x{out_w}")
+    if mode == "area":
+        scale = None  # torch pools to the floored size
+    rows = weights(mode, h, out_h, scale)
+    cols = weights(mode, w, out_w, scale)
+    x = np.asarray(img, np.float32)
+    x = (rows @ x.reshape(h, -1)).reshape(out_h, w, -1)
+    return (cols @ x).reshape((out_h, out_w) + img.shape[2:])
