@@ -4,8 +4,9 @@ The reference's Real-ESRGAN degradation resizes with it, and it differs from Ope
 resize: `area` is adaptive average pooling (bins floor(i*in/out) .. ceil((i+1)*in/out)),
 even when enlarging; bilinear and bicubic never widen their kernel when shrinking; given a
 `scale` rather than a size, the output is floor(in * scale) and source coordinates are
-mapped with 1/scale, not in/out. Each axis is one (out, in) float32 weight matrix whose
-weights torch computes in float32 the same way (cubic A = -0.75, border taps clamped).
+mapped with 1/scale, not in/out. Each axis is resized by gathering a few taps per output
+pixel, weighted as torch weighs them, in float32 (cubic A = -0.75, border taps clamped),
+without BLAS (whose threads thrash when the data workers share the cores).
 """
 import math
 
@@ -14,12 +15,14 @@ import numpy as np
 MODES = ("area", "bilinear", "bicubic")
 
 
-def _area(n_in: int, n_out: int) -> np.ndarray:
-    m = np.zeros((n_out, n_in), np.float32)
-    for i in range(n_out):
-        start, end = i * n_in // n_out, -(-(i + 1) * n_in // n_out)
-        m[i, start:end] = np.float32(1) / np.float32(end - start)
-    return m
+def _area(n_in: int, n_out: int):
+    i = np.arange(n_out)
+    start, end = i * n_in // n_out, -(-(i + 1) * n_in // n_out)
+    taps = np.arange(int((end - start).max()))
+    index = start[:, None] + taps
+    inside = index < end[:, None]
+    count = (end - start).astype(np.float32)[:, None]
+    return np.minimum(index, n_in - 1), np.where(inside, np.float32(1) / count, np.float32(0))
 
 
 def _source(n_in: int, n_out: int, scale, cubic: bool):
@@ -32,16 +35,12 @@ def _source(n_in: int, n_out: int, scale, cubic: bool):
     return index, np.clip(src - index.astype(np.float32), 0, 1).astype(np.float32)
 
 
-def _linear(n_in: int, n_out: int, scale) -> np.ndarray:
-    m = np.zeros((n_out, n_in), np.float32)
-    rows = np.arange(n_out)
+def _linear(n_in: int, n_out: int, scale):
     if n_in == n_out:  # torch copies, whatever the scale
-        m[rows, rows] = 1
-        return m
+        return np.arange(n_out)[:, None], np.ones((n_out, 1), np.float32)
     index, frac = _source(n_in, n_out, scale, cubic=False)
-    np.add.at(m, (rows, index), np.float32(1) - frac)
-    np.add.at(m, (rows, np.minimum(index + 1, n_in - 1)), frac)
-    return m
+    index = np.stack([index, np.minimum(index + 1, n_in - 1)], axis=-1)
+    return index, np.stack([np.float32(1) - frac, frac], axis=-1)
 
 
 def _cubic_weights(t: np.ndarray) -> np.ndarray:
@@ -57,18 +56,15 @@ def _cubic_weights(t: np.ndarray) -> np.ndarray:
     return np.stack([far(t + one), near(t), near(one - t), far(one - t + one)], axis=-1)
 
 
-def _cubic(n_in: int, n_out: int, scale) -> np.ndarray:
-    m = np.zeros((n_out, n_in), np.float32)
+def _cubic(n_in: int, n_out: int, scale):
     index, frac = _source(n_in, n_out, scale, cubic=True)
-    weights = _cubic_weights(frac)
-    rows = np.arange(n_out)
-    for j in range(4):
-        np.add.at(m, (rows, np.clip(index - 1 + j, 0, n_in - 1)), weights[:, j])
-    return m
+    taps = np.clip(index[:, None] + np.arange(-1, 3), 0, n_in - 1)
+    return taps, _cubic_weights(frac)
 
 
-def weights(mode: str, n_in: int, n_out: int, scale=None) -> np.ndarray:
-    """(n_out, n_in) matrix resizing one axis; `scale` is the scale_factor if one was given."""
+def taps(mode: str, n_in: int, n_out: int, scale=None):
+    """(index, weight), both (n_out, taps): output i of one axis is sum_k weight[i, k] *
+    input[index[i, k]]. `scale` is the scale_factor if one was given."""
     if mode == "area":
         return _area(n_in, n_out)
     if mode == "bilinear":
@@ -76,6 +72,14 @@ def weights(mode: str, n_in: int, n_out: int, scale=None) -> np.ndarray:
     if mode == "bicubic":
         return _cubic(n_in, n_out, scale)
     raise ValueError(f"unknown resize mode {mode!r}; expected one of {MODES}")
+
+
+def _apply(x: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Resize axis 0 of `x`, summing the taps in torch's order."""
+    out = weight[:, 0, None, None] * x[index[:, 0]]
+    for k in range(1, index.shape[1]):
+        out += weight[:, k, None, None] * x[index[:, k]]
+    return out
 
 
 def interpolate(img: np.ndarray, mode: str, *, size=None, scale=None) -> np.ndarray:
@@ -91,8 +95,7 @@ def interpolate(img: np.ndarray, mode: str, *, size=None, scale=None) -> np.ndar
         raise ValueError(f"resizing {h}x{w} to {out_h}x{out_w}")
     if mode == "area":
         scale = None  # torch pools to the floored size
-    rows = weights(mode, h, out_h, scale)
-    cols = weights(mode, w, out_w, scale)
-    x = np.asarray(img, np.float32)
-    x = (rows @ x.reshape(h, -1)).reshape(out_h, w, -1)
-    return (cols @ x).reshape((out_h, out_w) + img.shape[2:])
+    x = np.asarray(img, np.float32).reshape(h, w, -1)
+    x = _apply(x, *taps(mode, h, out_h, scale))
+    x = _apply(np.ascontiguousarray(x.transpose(1, 0, 2)), *taps(mode, w, out_w, scale))
+    return np.ascontiguousarray(x.transpose(1, 0, 2)).reshape((out_h, out_w) + img.shape[2:])
