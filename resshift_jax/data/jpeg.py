@@ -45,9 +45,7 @@ def _mix(planes, matrix, shift):
 
 
 def _code(plane: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """8x8 blocks: DCT-II, quantise (round half to even), dequantise, inverse DCT.
-
-    DiffJPEG's DCT scale 0.25 * alpha_u * alpha_v is the orthonormal one."""
+    """8x8 blocks: DCT-II, quantise (round half to even), dequantise, inverse DCT."""
     h, w = plane.shape
     blocks = plane.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3) - _SHIFT
     coef = fft.dctn(blocks, type=2, axes=(2, 3), norm="ortho")
