@@ -2,9 +2,11 @@
 
 tests/fixtures/degradation_ops.npz is written by tools/make_degradation_ops_fixture.py
 (BasicSR's DiffJPEG, torch's F.interpolate and the trainer's noise functions on CPU,
-float32). Tolerances: JPEG and resizes 1e-5 absolute on [0, 1] images (observed: at most
-5e-7 and 1.6e-6, float32 summation order); noises with the random draws replaced by the
-same deterministic values, 1e-6.
+float32). Tolerances, absolute on [0, 1] images: JPEG 1e-5 (observed at most 5e-7; a
+quantisation step rounded the other way would cost ~1e-3), resizes 5e-6 (observed 1.2e-6;
+source coordinates rounded twice instead of once, as torch's fused multiply-add does,
+would cost 1.2e-5 on the white-noise strip), noises with the random draws replaced by the
+same deterministic values 1e-6.
 """
 import pathlib
 
@@ -42,7 +44,7 @@ def test_jpeg_quality_is_not_rounded(ref):
 
 def test_resizes_match_torch_interpolate(ref):
     cases = list(ref["resize_cases"])
-    assert len(cases) == 60
+    assert len(cases) == 90
     for i, case in enumerate(cases):
         name, mode, kind, *value = case.split()
         img = ref[f"resize_in_{name}"]
@@ -52,7 +54,7 @@ def test_resizes_match_torch_interpolate(ref):
             got = interpolate(img, mode, size=tuple(int(v) for v in value))
         want = ref[f"resize_out_{i}"]
         assert got.shape == want.shape, case
-        assert np.abs(got - want).max() <= 1e-5, case
+        assert np.abs(got - want).max() <= 5e-6, case
 
 
 def test_resize_by_scale_maps_with_one_over_scale():

@@ -26,7 +26,7 @@ import numpy as np
 OUT = pathlib.Path(__file__).resolve().parents[1] / "tests/fixtures/degradation_ops.npz"
 JPEG_SIZES = ((37, 53), (64, 64), (24, 40), (101, 67))
 JPEG_QUALITIES = (30.0, 47.3, 75.6, 95.0)
-RESIZE_SIZES = ((37, 53), (20, 16))
+RESIZE_SIZES = ((37, 53, 3), (20, 16, 3), (7, 300, 1))  # a strip: source coordinates up to 450
 RESIZE_SCALES = (0.15, 0.37, 0.5, 1.0, 1.02, 1.43, 1.5)  # 1.02: torch's equal-size shortcut
 RESIZE_TARGETS = ((23, 17), (41, 60), (48, 20))
 
@@ -84,8 +84,9 @@ def main(argv=None):
         out[f"jpeg_out_{h}x{w}"] = _nhwc(jpeger(_nchw(x.astype(np.float32)), quality=quality))
 
     cases = []
-    for h, w in RESIZE_SIZES:
-        x = _image(rng, h, w)[None]
+    for h, w, c in RESIZE_SIZES:
+        # the strip is white noise: neighbours differ, so a source coordinate off by an ulp shows
+        x = (_image(rng, h, w, c) if c == 3 else rng.random((h, w, c), np.float32))[None]
         name = f"{h}x{w}"
         out[f"resize_in_{name}"] = x[0]
         for mode in ("area", "bilinear", "bicubic"):

@@ -28,7 +28,9 @@ def _area(n_in: int, n_out: int):
 def _source(n_in: int, n_out: int, scale, cubic: bool):
     """Float32 source coordinates of the output pixels, floor index and fraction."""
     ratio = np.float32(1.0 / scale) if scale else np.float32(n_in) / np.float32(n_out)
-    src = ratio * (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
+    # ratio * (i + 0.5) - 0.5 is one fused multiply-add in torch's kernels (a single
+    # rounding to float32); in float64 it is exact, so rounding it once matches
+    src = (np.float64(ratio) * (np.arange(n_out) + 0.5) - 0.5).astype(np.float32)
     if not cubic:
         src = np.maximum(src, np.float32(0))
     index = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
