@@ -56,7 +56,7 @@ def _why_undecodable(data: bytes) -> str:
     return "image format or pixel layout not supported"
 
 
-def _to_unit_float(raw: np.ndarray, path: Path) -> np.ndarray:
+def _to_unit_float(raw: np.ndarray, path) -> np.ndarray:
     if raw.dtype == np.uint8:
         return raw.astype(np.float32) / 255.0
     if raw.dtype == np.uint16:
@@ -77,14 +77,19 @@ def read_image(path) -> tuple[np.ndarray, Optional[np.ndarray]]:
         data = path.read_bytes()
     except OSError as err:
         raise ImageReadError(f"{path}: cannot read file ({err.strerror or err})") from None
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes, origin) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """`read_image` for an encoded image in memory; `origin` names it in errors."""
     if not data:
-        raise ImageReadError(f"{path}: empty file")
+        raise ImageReadError(f"{origin}: empty file")
     raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if raw is None:
-        raise ImageReadError(f"{path}: {_why_undecodable(data)}")
+        raise ImageReadError(f"{origin}: {_why_undecodable(data)}")
     if raw.size == 0:
-        raise ImageReadError(f"{path}: zero-sized image {raw.shape}")
-    img = _to_unit_float(raw, path)
+        raise ImageReadError(f"{origin}: zero-sized image {raw.shape}")
+    img = _to_unit_float(raw, origin)
     if img.ndim == 2:
         img = img[:, :, None]
     channels = img.shape[2]
@@ -94,7 +99,7 @@ def read_image(path) -> tuple[np.ndarray, Optional[np.ndarray]]:
         return np.ascontiguousarray(img[:, :, ::-1]), None
     if channels == 4:
         return np.ascontiguousarray(img[:, :, 2::-1]), np.ascontiguousarray(img[:, :, 3])
-    raise ImageReadError(f"{path}: unsupported channel count {channels}")
+    raise ImageReadError(f"{origin}: unsupported channel count {channels}")
 
 
 def read_mask(path) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Training data: degradation fixture, determinism across hosts, resume, bad files, statistics."""
 import json
 
+import cv2
 import ml_collections
 import numpy as np
 import pytest
@@ -201,3 +202,23 @@ def test_face_degradation():
     a = FaceDegradation(params, 1, 64)(hq, np.random.default_rng(5))[1]
     b = FaceDegradation(params, 1, 64)(hq, np.random.default_rng(5))[1]
     np.testing.assert_array_equal(a, b)
+
+
+def test_face_degradation_uses_opencv_jpeg_at_a_truncated_quality(monkeypatch):
+    """BasicSR's add_jpg_compression (OpenCV, int(quality)), not the Real-ESRGAN DiffJPEG."""
+    from configs.faceir import get_config
+    from resshift_jax.data import face
+    qualities = []
+    real = face.opencv_jpeg
+
+    def spy(img, quality):
+        qualities.append(quality)
+        return real(img, quality)
+    monkeypatch.setattr(face, "opencv_jpeg", spy)
+    params = dict(get_config().data.train.params, blur_kernel_size=11, jpeg_range=(47.0, 47.99))
+    face.FaceDegradation(params, 1, 32)(np.full((32, 32, 3), 0.5, np.float32), np.random.default_rng(0))
+    assert qualities == [47]
+    img = np.random.default_rng(1).random((24, 24, 3)).astype(np.float32)
+    ok, buf = cv2.imencode(".jpg", np.round(img[..., ::-1] * 255).astype(np.uint8),
+                           [cv2.IMWRITE_JPEG_QUALITY, 47])
+    np.testing.assert_array_equal(real(img, 47), cv2.imdecode(buf, 1)[..., ::-1] / np.float32(255))

@@ -8,7 +8,14 @@ import cv2
 import numpy as np
 
 from resshift_jax.data import kernels
-from resshift_jax.data.realesrgan import _jpeg
+
+
+def opencv_jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """OpenCV's JPEG round trip of an RGB float image, through 8 bits (BasicSR's
+    `add_jpg_compression`, which the face dataset uses; the Real-ESRGAN chain does not)."""
+    bgr = cv2.cvtColor(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
 
 
 class FaceDegradation:
@@ -30,7 +37,7 @@ class FaceDegradation:
             sigma = rng.uniform(*p["noise_range"]) / 255.0
             lq = np.clip(lq + rng.normal(0, sigma, lq.shape).astype(np.float32), 0, 1)
         if p.get("jpeg_range") is not None:
-            lq = _jpeg(lq, rng, p["jpeg_range"])
+            lq = opencv_jpeg(lq, int(rng.uniform(*p["jpeg_range"])))  # truncated, as BasicSR
         lq = cv2.resize(lq, (w, h), interpolation=cv2.INTER_LINEAR)
         if p.get("gray_prob") and rng.uniform() < p["gray_prob"]:
             gray = lambda x: np.repeat(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None], 3, -1)  # noqa

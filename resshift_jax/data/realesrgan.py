@@ -1,46 +1,67 @@
 """Real-ESRGAN's second-order degradation (the reference's `realsr` training data), per image.
 
 The reference draws the blur kernels in its dataset and runs the rest batched on the GPU
-in its trainer; here the whole chain runs per example in numpy/OpenCV from one
-`np.random.Generator`, with the same stages, probabilities and ranges: blur, random
-resize (area / bilinear / bicubic), Gaussian or Poisson noise (colour or gray), JPEG; a
-second stage with its own probabilities; then the final sinc filter, resize to the LQ
-size and JPEG in random order; clamp and round to 8 bits. (The reference's training-pair
-queue, which only reshuffles pairs across batches, is not reproduced.)
+in its trainer (`prepare_data`); here the whole chain runs per example in numpy from one
+`np.random.Generator`, with the same stages, probabilities, ranges and clamps: blur, random
+resize (torch's area / bilinear / bicubic, `torch_resize`), Gaussian or Poisson noise
+(colour or gray, clipped), clamp and JPEG (BasicSR's DiffJPEG at a float quality, `jpeg`);
+a second stage with its own probabilities; then the final sinc filter, resize to the LQ
+size and JPEG in random order; clamp and round to 8 bits. Scale, resize mode, noise type
+and the second-stage coin are drawn per example where the reference draws them once per
+batch; each example's arithmetic is the reference's. (The reference's training-pair queue,
+which only reshuffles pairs across batches, is not reproduced; `use_sharp` and
+`resize_back`, off in all its configs, are refused.)
 """
-import cv2
 import numpy as np
 
 from resshift_jax.data import kernels
+from resshift_jax.data.jpeg import jpeg
+from resshift_jax.data.torch_resize import MODES, interpolate
 
-_MODES = (cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
+
+def _resize(img, rng, *, size=None, scale=None) -> np.ndarray:
+    """F.interpolate with a mode drawn uniformly from area / bilinear / bicubic."""
+    return interpolate(img, MODES[rng.integers(3)], size=size, scale=scale)
 
 
-def _resize(img, height: int, width: int, rng) -> np.ndarray:
-    out = cv2.resize(img, (max(width, 1), max(height, 1)), interpolation=_MODES[rng.integers(3)])
-    return out.reshape(out.shape[:2] + (img.shape[2],))
+def gaussian_noise(img: np.ndarray, sigma: float, gray: bool, rng) -> np.ndarray:
+    """img + N(0, sigma/255) per pixel (one value for all channels if `gray`), clipped to [0, 1]."""
+    shape = img.shape[:2] + (1 if gray else img.shape[2],)
+    noise = rng.standard_normal(shape, dtype=np.float32) * np.float32(sigma) / np.float32(255)
+    return np.clip(img + noise, 0, 1)
+
+
+def _levels(img8: np.ndarray) -> np.float32:
+    """2 ** ceil(log2(number of distinct 8-bit values)): the Poisson noise's photon scale."""
+    distinct = np.count_nonzero(np.bincount(img8.astype(np.int64).ravel(), minlength=256))
+    return np.float32(2 ** np.ceil(np.log2(distinct)))
+
+
+def poisson_noise(img: np.ndarray, scale: float, gray: bool, rng) -> np.ndarray:
+    """img + scale * (Poisson(q * L) / L - q), clipped to [0, 1]; q is the image (or its
+    luma, 0.2989 R + 0.587 G + 0.114 B, if `gray`) rounded to 8 bits, L its `_levels`."""
+    src = img
+    if gray:
+        r, g, b = (img[..., i] for i in range(3))
+        src = (np.float32(0.2989) * r + np.float32(0.587) * g + np.float32(0.114) * b)[..., None]
+    img8 = np.clip(np.round(src * np.float32(255)), 0, 255)
+    q = img8 / np.float32(255)
+    levels = _levels(img8)
+    noise = rng.poisson(q * levels).astype(np.float32) / levels - q
+    return np.clip(img + noise * np.float32(scale), 0, 1)
 
 
 def _noise(img, rng, *, gaussian_prob, sigma_range, poisson_range, gray_prob) -> np.ndarray:
-    gray = rng.uniform() < gray_prob
     if rng.uniform() < gaussian_prob:
-        sigma = rng.uniform(*sigma_range) / 255.0
-        shape = img.shape[:2] + ((1,) if gray else (img.shape[2],))
-        noise = rng.normal(0.0, sigma, shape).astype(np.float32)
-    else:
-        scale = rng.uniform(*poisson_range)
-        src = img.mean(axis=-1, keepdims=True) if gray else img
-        src = np.clip(src, 0, 1)
-        levels = 2 ** np.ceil(np.log2(max(len(np.unique(np.round(src * 255))), 2)))
-        noise = (rng.poisson(src * levels) / levels - src).astype(np.float32) * scale
-    return np.clip(img + noise, 0.0, 1.0)
+        sigma = rng.uniform(*sigma_range)
+        return gaussian_noise(img, sigma, rng.uniform() < gray_prob, rng)
+    scale = rng.uniform(*poisson_range)
+    return poisson_noise(img, scale, rng.uniform() < gray_prob, rng)
 
 
 def _jpeg(img, rng, quality_range) -> np.ndarray:
-    quality = int(round(rng.uniform(*quality_range)))
-    bgr = cv2.cvtColor(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    """Clamp to [0, 1], then JPEG at a float quality uniform in `quality_range`."""
+    return jpeg(np.clip(img, 0, 1), np.float32(rng.uniform(*quality_range)))
 
 
 def _scale(rng, probs, scale_range) -> float:
@@ -53,6 +74,10 @@ class RealESRGANDegradation:
 
     def __init__(self, params, sf: int, gt_size: int):
         self.p, self.sf, self.gt_size = dict(params), int(sf), int(gt_size)
+        unsupported = [k for k in ("use_sharp", "resize_back") if self.p.get(k)]
+        if unsupported:
+            raise ValueError(f"Real-ESRGAN degradation: {unsupported} not supported (off in "
+                             "the reference's configs)")
 
     def kernels(self, rng):
         p = self.p
@@ -79,7 +104,7 @@ class RealESRGANDegradation:
         k1, k2, sinc = self.kernels(rng)
         out = kernels.filter2d(hq, k1)
         s = _scale(rng, p["resize_prob"], p["resize_range"])
-        out = _resize(out, int(h * s), int(w * s), rng)
+        out = _resize(out, rng, scale=s)
         out = _noise(out, rng, gaussian_prob=p["gaussian_noise_prob"], sigma_range=p["noise_range"],
                      poisson_range=p["poisson_scale_range"], gray_prob=p["gray_noise_prob"])
         out = _jpeg(out, rng, p["jpeg_range"])
@@ -87,18 +112,18 @@ class RealESRGANDegradation:
             if rng.uniform() < p["second_blur_prob"]:
                 out = kernels.filter2d(out, k2)
             s = _scale(rng, p["resize_prob2"], p["resize_range2"])
-            out = _resize(out, int(h / sf * s), int(w / sf * s), rng)
+            out = _resize(out, rng, size=(int(h / sf * s), int(w / sf * s)))
             out = _noise(out, rng, gaussian_prob=p["gaussian_noise_prob2"],
                          sigma_range=p["noise_range2"], poisson_range=p["poisson_scale_range2"],
                          gray_prob=p["gray_noise_prob2"])
         if rng.uniform() < 0.5:
-            out = _resize(out, h // sf, w // sf, rng)
+            out = _resize(out, rng, size=(h // sf, w // sf))
             if sinc is not None:
                 out = kernels.filter2d(out, sinc)
             out = _jpeg(out, rng, p["jpeg_range2"])
         else:
             out = _jpeg(out, rng, p["jpeg_range2"])
-            out = _resize(out, h // sf, w // sf, rng)
+            out = _resize(out, rng, size=(h // sf, w // sf))
             if sinc is not None:
                 out = kernels.filter2d(out, sinc)
         lq = np.clip(np.round(out * 255.0), 0, 255).astype(np.float32) / 255.0

@@ -71,21 +71,28 @@ class SkimageSource:
 
 
 class TfdsSource:
-    """Any tensorflow-datasets builder with an image feature, read by index."""
+    """A tensorflow-datasets split with an encoded image feature, read by index.
+
+    Read with `tfds.data_source` (array_record files), the image bytes left undecoded by
+    tfds and decoded like image files (`image_io`): any channel count, 16-bit scaled, and
+    a corrupt record raises `ImageReadError`, so the pipeline skips it like a bad file.
+    """
 
     def __init__(self, name: str, split: str = "train", data_dir=None, image_key: str = "image"):
         import tensorflow_datasets as tfds
-        self.data = tfds.data_source(name, split=split, data_dir=data_dir)
+        self.data = tfds.data_source(name, split=split, data_dir=data_dir,
+                                     decoders={image_key: tfds.decode.SkipDecoding()})
         self.image_key, self.origin = image_key, f"tfds:{name}/{split}"
 
     def __len__(self):
         return len(self.data)
 
     def read(self, i: int) -> np.ndarray:
-        img = np.asarray(self.data[i][self.image_key])
-        if img.ndim == 2 or img.shape[-1] == 1:
-            img = np.repeat(img.reshape(img.shape[:2] + (1,)), 3, axis=-1)
-        return img[..., :3].astype(np.uint8)
+        data = self.data[i][self.image_key]
+        if not isinstance(data, bytes):
+            raise TypeError(f"{self.origin}: feature {self.image_key!r} is not an encoded image")
+        rgb, _ = image_io.decode_image(data, f"{self.origin}[{i}]")
+        return _to_uint8_rgb(rgb)
 
 
 class Concat:
