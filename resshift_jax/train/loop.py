@@ -30,6 +30,25 @@ def _mean(history):
     return {k: float(np.mean([h[k] for h in history])) for k in history[0]}
 
 
+def _init_or_restore(config, init_params, optimizer, mesh, checkpointer):
+    """(state sharded as `train.fsdp` asks, data state or None): the latest checkpoint's,
+    else a fresh state created directly into its shardings."""
+    tc = config.train
+    init = functools.partial(create_state, optimizer=optimizer, seed=int(tc.seed))
+    abstract = jax.eval_shape(init, init_params)
+    shardings = sharding.state_shardings(
+        abstract, mesh, fsdp=bool(tc.get("fsdp", False)),
+        min_size=int(tc.get("fsdp_min_size", sharding.FSDP_MIN_SIZE)))
+    restored = checkpointer.restore_latest(jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings))
+    if restored is not None:
+        logging.info("resumed from step %d", int(restored[0].step))
+        return restored, shardings
+    state = jax.jit(init, in_shardings=(shardings.params,), out_shardings=shardings)(
+        jax.device_get(init_params))  # host copies: placed shard by shard
+    return (state, None), shardings
+
+
 def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_iterator,
                        frozen=None, eval_fn: Optional[Callable] = None, mesh=None,
                        stop: Optional[StopFlag] = None):
@@ -45,17 +64,16 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
     workdir = pathlib.Path(workdir)
     optimizer = make_optimizer(tc)
     replicated = sharding.replicated(mesh)
-    state = jax.device_put(create_state(init_params, optimizer, int(tc.seed)), replicated)
     checkpointer = Checkpointer(workdir / "checkpoints", keep=int(tc.get("keep_checkpoints", 3)))
-    restored = checkpointer.restore_latest(state)
-    if restored is not None:
-        state, data_state = restored
+    (state, data_state), state_shardings = _init_or_restore(
+        config, init_params, optimizer, mesh, checkpointer)
+    if data_state is not None:
         data_iterator.set_state(data_state)
-        logging.info("resumed from step %d", int(state.step))
     frozen = jax.device_put(frozen if frozen is not None else {}, replicated)
     step_fn = jax.jit(make_train_step(loss_fn, optimizer, microbatches=microbatches,
                                       ema_rate=float(tc.ema_rate)),
-                      out_shardings=(replicated, replicated), donate_argnums=0)
+                      in_shardings=(state_shardings, sharding.data_sharding(mesh), replicated),
+                      out_shardings=(state_shardings, replicated), donate_argnums=0)
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     total, log_freq = int(tc.iterations), int(tc.log_freq)
     max_nonfinite = int(tc.get("max_nonfinite_steps", 100))
