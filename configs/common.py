@@ -80,6 +80,7 @@ def base_config() -> ml_collections.ConfigDict:
         type="realesrgan", sources=({"type": "folder", "root": "data/train"},),
         gt_size=256, crop_pad_size=300, use_hflip=True, use_rot=False, rescale_gt=True,
         params=dict(REALESRGAN), num_workers=6, prefetch=2, sf=4))
+    c.data.device_prefetch = 2  # global batches built ahead of the step, in a thread
     c.data.val = ml_collections.ConfigDict(dict(
         type="folder", lq_dir="testdata/Val_SR/lq", gt_dir="testdata/Val_SR/gt", mask_dir=None,
         max_images=64))
@@ -88,7 +89,8 @@ def base_config() -> ml_collections.ConfigDict:
         batch=96, microbatch=12, ema_rate=0.999, weight_decay=0.0, grad_clip=None,
         loss_coef=dict(mse=1.0, lpips=1.0), lpips_vgg=None, lpips_lin=None, save_freq=10000,
         log_freq=200, val_freq=10000, keep_checkpoints=3, seed=123456,
-        compute_dtype="bfloat16", max_nonfinite_steps=100, use_ema_val=True, val_y_channel=True))
+        compute_dtype="bfloat16", max_nonfinite_steps=100, use_ema_val=True, val_y_channel=True,
+        fsdp=False, fsdp_min_size=2 ** 14))
     c.sample = ml_collections.ConfigDict(dict(
         seed=12345, bs=1, chop_size=512, chop_stride=-1, chop_bs=1, padding_offset=64,
         mask_back=False, compute_dtype="float32", blend="gaussian", unet_weights="v3",

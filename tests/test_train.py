@@ -1,14 +1,18 @@
 """The sharded train loop on a toy regression: learning, 8 vs 1 device, resume, faults."""
+import threading
+import time
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
-from resshift_jax.train import sharding
+from resshift_jax.train import loop, sharding
 from resshift_jax.train.checkpoints import StopFlag
 from resshift_jax.train.loop import NonFiniteError, train_and_evaluate
 from resshift_jax.train.optim import make_optimizer
+from resshift_jax.train.prefetch import DevicePrefetcher
 from resshift_jax.train.state import create_state
 from resshift_jax.train.step import make_train_step
 
@@ -20,8 +24,10 @@ class ToyData:
 
     def __init__(self, batch=16, nan_at=(), kill_at=None):
         self.batch, self.index, self.nan_at, self.kill_at = batch, 0, set(nan_at), kill_at
+        self.threads = set()
 
     def __next__(self):
+        self.threads.add(threading.current_thread().name)
         if self.index == self.kill_at:
             raise KeyboardInterrupt("killed")
         rng = np.random.default_rng(self.index)
@@ -85,14 +91,66 @@ def test_eight_devices_match_one(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def wait_for_prefetch(data, ahead: list, depth: int = 2):
+    """An eval_fn that waits until the data thread has pulled `depth` batches past the step."""
+    def eval_fn(ema_params, step):
+        deadline = time.monotonic() + 30
+        while data.index < step + depth and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ahead.append(data.index - step)
+        return {}
+    return eval_fn
+
+
 def test_resume_is_exact(tmp_path):
-    straight, data = run(tmp_path / "straight", toy_config(iterations=20))
+    """Killed in the data thread at step 14; the step-10 checkpoint was saved while the
+    prefetcher was >= 1 batch ahead (it waited at step 9), yet resuming is bit-exact."""
+    config = toy_config(iterations=20, val_freq=9)
+    straight, data = run(tmp_path / "straight", config)
+    killed, ahead = ToyData(kill_at=13), []
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "resumed", toy_config(iterations=20), data=ToyData(kill_at=13))
-    resumed, data2 = run(tmp_path / "resumed", toy_config(iterations=20))
+        run(tmp_path / "resumed", config, data=killed, eval_fn=wait_for_prefetch(killed, ahead))
+    assert ahead == [2] or ahead == [3]  # the queue's 2, perhaps one more waiting to go in
+    assert killed.threads == {"device_prefetch"}
+    resumed, data2 = run(tmp_path / "resumed", config)
     for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
         np.testing.assert_array_equal(a, b)
     assert data.get_state() == data2.get_state() == {"index": 20}
+
+
+class IndexedData(ToyData):
+    def __next__(self):
+        index = self.index
+        return dict(super().__next__(), i=np.full((self.batch,), index, np.int32))
+
+
+def test_host_reads_metrics_after_next_step_is_dispatched(tmp_path, monkeypatch):
+    """Step k, on the device, waits until the loop has taken step k+1's batch: a loop that
+    read step k's results before dispatching step k+1 would make every wait time out."""
+    taken = []
+
+    class Counting(DevicePrefetcher):
+        def __next__(self):
+            batch = super().__next__()
+            taken.append(batch)
+            return batch
+    monkeypatch.setattr(loop, "DevicePrefetcher", Counting)
+    overlapped = []
+
+    def wait_for_next_batch(index):
+        deadline = time.monotonic() + 10
+        while len(taken) < int(index) + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        overlapped.append(len(taken) >= int(index) + 2)
+
+    def loss(params, batch, rng, frozen):
+        last = batch["i"][0] == 3  # the last step has no next one to wait for
+        jax.lax.cond(last, lambda i: None,
+                     lambda i: jax.debug.callback(wait_for_next_batch, i), batch["i"][0])
+        return toy_loss(params, batch, rng, frozen)
+    train_and_evaluate(toy_config(iterations=4, save_freq=100), tmp_path, init_params=INIT,
+                       loss_fn=loss, data_iterator=IndexedData(), frozen=FROZEN)
+    assert overlapped == [True, True, True]
 
 
 def test_microbatches_equal_full_batch_gradient():

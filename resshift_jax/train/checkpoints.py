@@ -26,12 +26,16 @@ class Checkpointer:
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=force)
 
-    def restore_latest(self, template) -> Optional[Tuple[object, dict]]:
-        """(state shaped and sharded like `template`, data state) of the latest save, or None."""
+    def restore_latest(self, target) -> Optional[Tuple[object, dict]]:
+        """(state shaped and sharded like `target`, data state) of the latest save, or None.
+
+        `target` holds arrays or jax.ShapeDtypeStructs with shardings; each host reads only
+        its shards, so a replicated save restores into FSDP shardings and back.
+        """
         step = self.manager.latest_step()
         if step is None:
             return None
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
         return restored.state, restored.data

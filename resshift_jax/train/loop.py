@@ -1,4 +1,11 @@
-"""The training loop: restore or init, sharded steps, logging, validation, checkpoints."""
+"""The training loop: restore or init, sharded steps, logging, validation, checkpoints.
+
+The host never waits for the step it has just dispatched: batches are built ahead by a
+`DevicePrefetcher`, and the metrics of step N (non-finite counters included) are read
+once step N+1 is queued (as nanodo and big_vision). Saving and validating need the
+state's values anyway, so at those steps the metrics are read before the next dispatch.
+"""
+import functools
 import pathlib
 from typing import Callable, Optional
 
@@ -10,6 +17,7 @@ from clu import metric_writers, periodic_actions
 from resshift_jax.train import sharding
 from resshift_jax.train.checkpoints import Checkpointer, StopFlag
 from resshift_jax.train.optim import learning_rate, make_optimizer
+from resshift_jax.train.prefetch import DevicePrefetcher
 from resshift_jax.train.state import create_state
 from resshift_jax.train.step import make_train_step
 
@@ -22,13 +30,33 @@ def _mean(history):
     return {k: float(np.mean([h[k] for h in history])) for k in history[0]}
 
 
+def _init_or_restore(config, init_params, optimizer, mesh, checkpointer):
+    """(state sharded as `train.fsdp` asks, data state or None): the latest checkpoint's,
+    else a fresh state created directly into its shardings."""
+    tc = config.train
+    init = functools.partial(create_state, optimizer=optimizer, seed=int(tc.seed))
+    abstract = jax.eval_shape(init, init_params)
+    shardings = sharding.state_shardings(
+        abstract, mesh, fsdp=bool(tc.get("fsdp", False)),
+        min_size=int(tc.get("fsdp_min_size", sharding.FSDP_MIN_SIZE)))
+    restored = checkpointer.restore_latest(jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings))
+    if restored is not None:
+        logging.info("resumed from step %d", int(restored[0].step))
+        return restored, shardings
+    state = jax.jit(init, in_shardings=(shardings.params,), out_shardings=shardings)(
+        jax.device_get(init_params))  # host copies: placed shard by shard
+    return (state, None), shardings
+
+
 def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_iterator,
                        frozen=None, eval_fn: Optional[Callable] = None, mesh=None,
                        stop: Optional[StopFlag] = None):
     """Train `init_params` with `loss_fn(params, batch, rng, frozen)`; returns the final state.
 
     Resumes from the latest checkpoint in `workdir/checkpoints` (params, optimizer, EMA,
-    RNG and the data iterator's position), so a killed run continues exactly.
+    RNG and the data iterator's position), so a killed run continues exactly. On return
+    `data_iterator` is at the batch after the last one trained on.
     """
     tc = config.train
     mesh = mesh or sharding.make_mesh()
@@ -36,48 +64,62 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
     workdir = pathlib.Path(workdir)
     optimizer = make_optimizer(tc)
     replicated = sharding.replicated(mesh)
-    state = jax.device_put(create_state(init_params, optimizer, int(tc.seed)), replicated)
     checkpointer = Checkpointer(workdir / "checkpoints", keep=int(tc.get("keep_checkpoints", 3)))
-    restored = checkpointer.restore_latest(state)
-    if restored is not None:
-        state, data_state = restored
+    (state, data_state), state_shardings = _init_or_restore(
+        config, init_params, optimizer, mesh, checkpointer)
+    if data_state is not None:
         data_iterator.set_state(data_state)
-        logging.info("resumed from step %d", int(state.step))
     frozen = jax.device_put(frozen if frozen is not None else {}, replicated)
     step_fn = jax.jit(make_train_step(loss_fn, optimizer, microbatches=microbatches,
                                       ema_rate=float(tc.ema_rate)),
-                      out_shardings=(replicated, replicated), donate_argnums=0)
+                      in_shardings=(state_shardings, sharding.data_sharding(mesh), replicated),
+                      out_shardings=(state_shardings, replicated), donate_argnums=0)
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
-    total = int(tc.iterations)
+    total, log_freq = int(tc.iterations), int(tc.log_freq)
+    max_nonfinite = int(tc.get("max_nonfinite_steps", 100))
     hooks = [periodic_actions.ReportProgress(num_train_steps=total, writer=writer)]
-    stop = (stop or StopFlag()).install()
     lr = learning_rate(tc)
     history = []
-    step = int(state.step)
+
+    def report(step, metrics, data_state):
+        """Read step's metrics (blocks until it is done), log them, stop on non-finite runs."""
+        metrics = jax.device_get(metrics)
+        run, nonfinite_total = int(metrics.pop("nonfinite_run")), int(metrics.pop("nonfinite_total"))
+        history.append(metrics)
+        for hook in hooks:
+            hook(step)
+        if step % log_freq == 0 or step == total:
+            scalars = _mean(history)
+            history.clear()
+            scalars.update(lr=float(lr(step - 1)), nonfinite_total=nonfinite_total)
+            if "skipped" in data_state:
+                scalars["data_skipped"] = data_state["skipped"]
+            writer.write_scalars(step, scalars)
+        if run >= max_nonfinite:
+            raise NonFiniteError(
+                f"{run} consecutive steps with non-finite loss or gradients at step {step}; "
+                f"stopped. The last checkpoint (step {checkpointer.latest_step()}) is intact: "
+                f"lower train.lr or check the data")
+
+    stop = (stop or StopFlag()).install()
+    batches = DevicePrefetcher(data_iterator, functools.partial(sharding.global_batch, mesh=mesh),
+                               depth=int(config.get("data", {}).get("device_prefetch", 2)))
+    step, pending = int(state.step), None
     try:
         while step < total:
-            batch = sharding.global_batch(next(data_iterator), mesh)
-            state, metrics = step_fn(state, batch, frozen)
+            state, metrics = step_fn(state, next(batches), frozen)
             step += 1
-            history.append(metrics)
-            for hook in hooks:
-                hook(step)
-            if step % int(tc.log_freq) == 0 or step == total:
-                scalars = _mean(jax.device_get(history))
-                history = []
-                scalars.update(lr=float(lr(step - 1)), nonfinite_total=int(state.nonfinite_total))
-                skipped = getattr(data_iterator, "skipped", None)
-                if skipped is not None:
-                    scalars["data_skipped"] = skipped
-                writer.write_scalars(step, scalars)
-            if int(state.nonfinite_run) >= int(tc.get("max_nonfinite_steps", 100)):
-                raise NonFiniteError(
-                    f"{int(state.nonfinite_run)} consecutive steps with non-finite loss or "
-                    f"gradients at step {step}; stopped. The last checkpoint "
-                    f"(step {checkpointer.latest_step()}) is intact: lower train.lr or check the data")
-            if step % int(tc.save_freq) == 0 or step == total or stop.stop:
-                checkpointer.save(step, state, data_iterator.get_state(), force=True)
-            if eval_fn is not None and (step % int(tc.val_freq) == 0 or step == total):
+            if pending is not None:  # the previous step's, now that this one is queued
+                report(*pending)
+            pending = (step, metrics, batches.get_state())
+            save = step % int(tc.save_freq) == 0 or step == total or stop.stop
+            evaluate = eval_fn is not None and (step % int(tc.val_freq) == 0 or step == total)
+            if save or evaluate:  # both wait for this step: check it before keeping it
+                report(*pending)
+                pending = None
+            if save:
+                checkpointer.save(step, state, batches.get_state(), force=True)
+            if evaluate:
                 results = eval_fn(state.ema_params, step)
                 images = results.pop("images", None)
                 writer.write_scalars(step, results)
@@ -87,6 +129,7 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
                 logging.warning("SIGTERM: saved step %d, exiting", step)
                 break
     finally:
+        batches.close()
         checkpointer.wait()
         checkpointer.close()
         writer.flush()

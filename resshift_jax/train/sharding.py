@@ -1,9 +1,12 @@
-"""Data parallelism over every device of every host: a 1-D mesh, batch sharded, state replicated."""
+"""All sharding rules: a 1-D 'data' mesh over every device of every host, the batch split
+over it, and the train state either replicated (data parallel) or split over it (FSDP)."""
 from typing import Optional, Sequence
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+FSDP_MIN_SIZE = 2 ** 14  # elements; smaller leaves stay replicated under FSDP
 
 
 class BatchError(ValueError):
@@ -20,6 +23,26 @@ def data_sharding(mesh: Mesh) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
+
+
+def fsdp_spec(shape: Sequence[int], devices: int, min_size: int = FSDP_MIN_SIZE) -> P:
+    """Split the largest dimension divisible by `devices` over 'data' (ZeRO-3); P() for a
+    leaf under `min_size` elements or with no such dimension."""
+    if devices == 1 or int(np.prod(shape)) < min_size:
+        return P()
+    for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+        if shape[dim] % devices == 0:
+            return P(*(("data" if d == dim else None) for d in range(len(shape))))
+    return P()
+
+
+def state_shardings(abstract_state, mesh: Mesh, *, fsdp: bool = False,
+                    min_size: int = FSDP_MIN_SIZE):
+    """NamedSharding of each leaf of `abstract_state` (from jax.eval_shape): all replicated,
+    or with `fsdp` every large leaf (params, optimizer moments, EMA) split by `fsdp_spec`."""
+    devices = mesh.shape["data"]
+    return jax.tree.map(lambda leaf: NamedSharding(
+        mesh, fsdp_spec(leaf.shape, devices, min_size) if fsdp else P()), abstract_state)
 
 
 def check_batch(batch: int, microbatch: int, mesh: Mesh) -> int:

@@ -22,7 +22,8 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
 
     `loss_fn(params, batch, rng, frozen) -> (loss, aux)`. Gradients are averaged over
     `microbatches` slices of the batch (lax.scan); a step whose loss or gradients are not
-    finite leaves params, optimizer and EMA untouched and is counted.
+    finite leaves params, optimizer and EMA untouched and is counted (the counters are also
+    in the metrics, which the loop reads without touching the donated state).
     """
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -66,7 +67,9 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
             rng=jax.random.key_data(rng),
             nonfinite_total=state.nonfinite_total + (~finite).astype(jnp.int32),
             nonfinite_run=jnp.where(finite, 0, state.nonfinite_run + 1))
-        metrics = dict(aux, grad_norm=grad_norm, nonfinite=(~finite).astype(jnp.float32))
+        metrics = dict(aux, grad_norm=grad_norm, nonfinite=(~finite).astype(jnp.float32),
+                       nonfinite_run=new_state.nonfinite_run,
+                       nonfinite_total=new_state.nonfinite_total)
         return new_state, metrics
 
     return train_step
