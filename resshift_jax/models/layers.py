@@ -8,7 +8,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 Dtype = Any
 
@@ -28,9 +27,32 @@ class GroupNorm32(nn.Module):
         return y.astype(self.dtype)
 
 
+class PointwiseConv(nn.Module):
+    """A 1x1 conv as one matrix product over channels (2x faster than XLA:CPU's 1x1 conv).
+
+    Parameters are `nn.Conv`'s: `kernel` (1, 1, Cin, Cout) and `bias`.
+    """
+    features: int
+    use_bias: bool = True
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (1, 1, x.shape[-1], self.features), self.param_dtype)
+        y = jnp.dot(x.astype(self.dtype), kernel[0, 0].astype(self.dtype))
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,),
+                               self.param_dtype).astype(self.dtype)
+        return y
+
+
 def conv(features: int, kernel: int, *, stride: int = 1, padding: int = 0, dtype, param_dtype,
          name: str, use_bias: bool = True):
     """A 2-D convolution with torch's explicit symmetric zero padding."""
+    if kernel == 1 and stride == 1 and padding == 0:
+        return PointwiseConv(features, use_bias, dtype=dtype, param_dtype=param_dtype, name=name)
     return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                    padding=((padding, padding), (padding, padding)), use_bias=use_bias,
                    dtype=dtype, param_dtype=param_dtype, name=name)
@@ -41,9 +63,11 @@ def upsample_nearest(x, factor: int = 2):
     return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
 
 
-# Which 3x3 taps fall on low-res rows (i-1, i) for even output rows and (i, i+1) for odd ones.
-_SUBPIXEL_TAPS = np.array([[[1, 0, 0], [0, 1, 1]],
-                           [[1, 1, 0], [0, 0, 1]]], np.float32)  # (parity, 2 taps, 3 taps)
+def _fold_taps(w, axis: int):
+    """3 taps along `axis` -> (parity, 2 taps): even outputs of a nearest-x2 upsampled input
+    see low-res positions (i-1, i) through (w0, w1+w2), odd ones (i, i+1) through (w0+w1, w2)."""
+    w0, w1, w2 = (jnp.take(w, i, axis=axis) for i in range(3))
+    return jnp.stack([jnp.stack([w0, w1 + w2], axis), jnp.stack([w0 + w1, w2], axis)])
 
 
 class UpsampleConv(nn.Module):
@@ -52,10 +76,12 @@ class UpsampleConv(nn.Module):
     Every output pixel of parity (a, b) sees a 2x2 neighbourhood of the input through summed
     3x3 taps, so the pair is one 2x2 conv with 4x the output channels on the input padded by
     one, then a pixel shuffle: 2.25x fewer FLOPs than the conv on the upsampled image, and a
-    cheap backward. Same parameters (`kernel` (3, 3, Cin, Cout), `bias`) as `nn.Conv`; the
-    result equals `conv(upsample_nearest(x))` up to float rounding.
+    cheap backward. Below `min_positions` input pixels the folded kernel costs more than it
+    saves, and the plain composition runs. Same parameters (`kernel` (3, 3, Cin, Cout),
+    `bias`) as `nn.Conv` either way; results equal `conv(upsample_nearest(x))` up to rounding.
     """
     features: int
+    min_positions: int = 16 * 16
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -66,9 +92,13 @@ class UpsampleConv(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, cin, cout),
                             self.param_dtype)
         bias = self.param("bias", nn.initializers.zeros_init(), (cout,), self.param_dtype)
-        taps = jnp.asarray(_SUBPIXEL_TAPS, kernel.dtype)
-        sub = jnp.einsum("auy,bvx,yxio->uviabo", taps, taps, kernel,
-                         precision=jax.lax.Precision.HIGHEST).reshape(2, 2, cin, 4 * cout)
+        if h * w < self.min_positions:
+            y = jax.lax.conv_general_dilated(
+                upsample_nearest(x).astype(self.dtype), kernel.astype(self.dtype), (1, 1),
+                ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            return y + bias.astype(self.dtype)
+        sub = _fold_taps(_fold_taps(kernel, 0), 2)  # (b, a, u, v, cin, cout)
+        sub = sub.transpose(2, 3, 4, 1, 0, 5).reshape(2, 2, cin, 4 * cout)
         out = jax.lax.conv_general_dilated(
             x.astype(self.dtype), sub.astype(self.dtype), (1, 1), ((1, 1), (1, 1)),
             dimension_numbers=("NHWC", "HWIO", "NHWC"))

@@ -52,6 +52,28 @@ class ResnetBlock(nn.Module):
         return x + h
 
 
+def _attend(q, k, v, dtype):
+    """softmax(q k^T / sqrt(c)) v for (B, N, C) inputs, softmax in float32."""
+    weights = jnp.einsum("bic,bjc->bij", q, k) * (int(q.shape[-1]) ** -0.5)
+    weights = jax.nn.softmax(weights.astype(jnp.float32), axis=-1).astype(dtype)
+    return jnp.einsum("bij,bjc->bic", weights, v)
+
+
+def attention(q, k, v, dtype, query_block: int = 512):
+    """Full attention computed `query_block` query rows at a time (lax.map).
+
+    Each query row's softmax is independent, so the result is the one-shot computation's;
+    the score block (query_block x N) stays in cache instead of a 64 MB (4096 x 4096) matrix,
+    which on XLA:CPU makes the 64x64 mid-level attention 3x faster.
+    """
+    b, n, c = q.shape
+    if n <= query_block or n % query_block:
+        return _attend(q, k, v, dtype)
+    blocks = q.reshape(b, n // query_block, query_block, c).swapaxes(0, 1)
+    out = jax.lax.map(lambda qb: _attend(qb, k, v, dtype), blocks)
+    return out.swapaxes(0, 1).reshape(b, n, -1)
+
+
 class AttnBlock(nn.Module):
     """Single-head self-attention over all positions, 1x1 conv projections."""
     dtype: Dtype = jnp.float32
@@ -63,9 +85,7 @@ class AttnBlock(nn.Module):
         b, h, w, c = x.shape
         y = _norm("norm", **kw)(x)
         q, k, v = (conv(c, 1, **kw, name=n)(y).reshape(b, h * w, c) for n in ("q", "k", "v"))
-        weights = jnp.einsum("bic,bjc->bij", q, k) * (int(c) ** -0.5)
-        weights = jax.nn.softmax(weights.astype(jnp.float32), axis=-1).astype(self.dtype)
-        y = jnp.einsum("bij,bjc->bic", weights, v).reshape(b, h, w, c)
+        y = attention(q, k, v, self.dtype).reshape(b, h, w, c)
         return x + conv(c, 1, **kw, name="proj_out")(y)
 
 
