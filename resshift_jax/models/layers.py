@@ -99,8 +99,9 @@ class UpsampleConv(nn.Module):
             return y + bias.astype(self.dtype)
         sub = _fold_taps(_fold_taps(kernel, 0), 2)  # (b, a, u, v, cin, cout)
         sub = sub.transpose(2, 3, 4, 1, 0, 5).reshape(2, 2, cin, 4 * cout)
-        out = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), sub.astype(self.dtype), (1, 1), ((1, 1), (1, 1)),
+        padded = jnp.pad(x.astype(self.dtype), ((0, 0), (1, 1), (1, 1), (0, 0)))
+        out = jax.lax.conv_general_dilated(  # explicit pad: XLA:CPU's backward is 2.6x faster
+            padded, sub.astype(self.dtype), (1, 1), "VALID",
             dimension_numbers=("NHWC", "HWIO", "NHWC"))
         out = out.reshape(b, h + 1, w + 1, 2, 2, cout)
         rows = [jnp.stack([out[:, a:a + h, c:c + w, a, c] for c in (0, 1)], axis=3)
