@@ -1,6 +1,6 @@
 """Input pipeline throughput: examples/s per worker for a config's training data.
 
-    python bench/data_bench.py [--config configs/realsr_v3.py] [--examples 64] [--workers 1,2]
+    python -m bench.data_bench [--config configs/realsr_v3.py] [--examples 64] [--workers 1,2]
         [--step_images_per_s 120]
 
 Reads from the bundled scikit-image photographs (so it runs anywhere) through the config's

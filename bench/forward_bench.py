@@ -1,6 +1,6 @@
 """UNet forward and VQ encode/decode at the released v3 sizes: JAX, and the reference.
 
-    python bench/forward_bench.py [--batch 1] [--dtype float32|bfloat16]
+    python -m bench.forward_bench [--batch 1] [--dtype float32|bfloat16]
         [--reference ~/ResShift --torch_python ~/torchenv/bin/python]
 
 Random weights (timing does not depend on their values): a 64x64x3 latent through the

@@ -1,6 +1,6 @@
 """The whole compiled chain (bicubic, encode, 4 UNet steps, decode) at the v3 sizes.
 
-    python bench/sample_bench.py [--batches 1,8,32] [--dtypes float32,bfloat16]
+    python -m bench.sample_bench [--batches 1,8,32] [--dtypes float32,bfloat16]
         [--reference ~/ResShift --torch_python ~/torchenv/bin/python]
 
 Random weights, 64x64 LQ -> 256x256. Prints latency per batch and images/s; with

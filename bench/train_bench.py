@@ -1,6 +1,6 @@
 """Training step throughput of the v3 recipe at the released sizes (random weights).
 
-    python bench/train_bench.py [--batch 4] [--dtype bfloat16]
+    python -m bench.train_bench [--batch 4] [--dtype bfloat16]
         [--reference ~/ResShift --torch_python ~/torchenv/bin/python]
 
 One step = encode HQ and bicubic-upsampled LQ with the frozen VQ, UNet forward/backward on

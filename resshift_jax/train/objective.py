@@ -16,9 +16,9 @@ from resshift_jax.sampling import Restorer
 
 
 def latent_pair(restorer: Restorer, vq_params, hq, lq):
-    """z_start = encode(hq), z_y = encode(bicubic_sf(lq)); both frozen."""
-    z_start = restorer.encode(vq_params, hq)
-    z_y = restorer.encode(vq_params, bicubic_upsample(lq, restorer.sf))
+    """z_start = encode(hq), z_y = encode(bicubic_sf(lq)); both frozen, one encoder pass."""
+    both = jnp.concatenate([hq, bicubic_upsample(lq, restorer.sf)])
+    z_start, z_y = jnp.split(restorer.encode(vq_params, both), 2)
     return (jax.lax.stop_gradient(z_start.astype(jnp.float32)),
             jax.lax.stop_gradient(z_y.astype(jnp.float32)))
 
