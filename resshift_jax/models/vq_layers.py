@@ -60,18 +60,23 @@ def _attend(q, k, v, dtype):
 
 
 def attention(q, k, v, dtype, query_block: int = 512):
-    """Full attention computed `query_block` query rows at a time (lax.map).
+    """Full attention computed one example and `query_block` query rows at a time (lax.map).
 
     Each query row's softmax is independent, so the result is the one-shot computation's;
-    the score block (query_block x N) stays in cache instead of a 64 MB (4096 x 4096) matrix,
-    which on XLA:CPU makes the 64x64 mid-level attention 3x faster.
+    the score block (query_block x N) stays in cache instead of a 64 MB (4096 x 4096) matrix
+    per example, which on XLA:CPU makes the 64x64 mid-level attention 3x faster at batch 1
+    and keeps the cost per image flat as the batch grows.
     """
     b, n, c = q.shape
     if n <= query_block or n % query_block:
         return _attend(q, k, v, dtype)
-    blocks = q.reshape(b, n // query_block, query_block, c).swapaxes(0, 1)
-    out = jax.lax.map(lambda qb: _attend(qb, k, v, dtype), blocks)
-    return out.swapaxes(0, 1).reshape(b, n, -1)
+
+    def one_example(qkv):
+        blocks, k1, v1 = qkv
+        return jax.lax.map(lambda qb: _attend(qb[None], k1[None], v1[None], dtype)[0], blocks)
+
+    blocks = q.reshape(b, n // query_block, query_block, c)
+    return jax.lax.map(one_example, (blocks, k, v)).reshape(b, n, -1)
 
 
 class AttnBlock(nn.Module):
