@@ -79,7 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.train = ml_collections.ConfigDict(dict(
         type="realesrgan", sources=({"type": "folder", "root": "data/train"},),
         gt_size=256, crop_pad_size=300, use_hflip=True, use_rot=False, rescale_gt=True,
-        params=dict(REALESRGAN), num_workers=6, prefetch=2, sf=4))
+        transform_type="crop", params=dict(REALESRGAN), num_workers=6, prefetch=2, sf=4))
     c.data.device_prefetch = 2  # global batches built ahead of the step, in a thread
     c.data.val = ml_collections.ConfigDict(dict(
         type="folder", lq_dir="testdata/Val_SR/lq", gt_dir="testdata/Val_SR/gt", mask_dir=None,

@@ -21,10 +21,8 @@ def get_config():
     c.diffusion.sf = 1
     c.model.cond_mask = True
     c.model.lq_size = 256
-    # lama_distortions: shortest side to 256, random 256 crop, flip (its photometric and
-    # geometric distortions are not reproduced; docs/configs.md).
     c.data.train.update(dict(type="inpainting", params=dict(mask_kwargs=MASKS), sf=1,
-                             gt_size=256, crop_pad_size=256, use_hflip=True))
+                             gt_size=256, transform_type="lama_distortions"))
     c.data.val.update(dict(lq_dir="testdata/inpainting/imagenet/lq",
                            gt_dir="testdata/inpainting/imagenet/gt",
                            mask_dir="testdata/inpainting/imagenet/mask"))

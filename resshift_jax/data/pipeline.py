@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from resshift_jax import image_io
+from resshift_jax.data.lama_aug import lama_distortions
 from resshift_jax.data.sources import make_source
 
 MAX_RETRIES = 16
@@ -63,6 +64,17 @@ def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarra
     return img
 
 
+def prepare_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
+    """The HQ training image: `transform_type` "lama_distortions" (the reference's
+    inpaint_imagenet augmentation) or the default flip/crop/resize (`crop_hq`)."""
+    transform = data_config.get("transform_type", "crop")
+    if transform == "lama_distortions":
+        return lama_distortions(img, rng, int(data_config.gt_size))
+    if transform != "crop":
+        raise ValueError(f"unknown data.train.transform_type {transform!r} (crop, lama_distortions)")
+    return crop_hq(img, data_config, rng)
+
+
 class TrainIterator:
     def __init__(self, data_config, *, per_host_batch: int, seed: int, process_index: int = 0,
                  process_count: int = 1, degradation: Optional[Callable] = None, source=None):
@@ -95,7 +107,7 @@ class TrainIterator:
                 continue
         else:
             raise RuntimeError(f"{MAX_RETRIES} unreadable images in a row near position {position}")
-        out = self.degrade(crop_hq(img, self.config, rng), rng)
+        out = self.degrade(prepare_hq(img, self.config, rng), rng)
         names = ("hq", "lq", "mask")[:len(out)]
         return {k: v * 2.0 - 1.0 for k, v in zip(names, out)}, attempt  # mask: {-1, 1}
 
