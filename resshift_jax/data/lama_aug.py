@@ -37,6 +37,23 @@ def _order_corners(points: np.ndarray) -> np.ndarray:
     return ordered
 
 
+def _edge_length(corners: np.ndarray, axis: int) -> int:
+    """The longer of the quadrilateral's two edges along `axis` (0: x, 1: y), after moving
+    the corners apart until the shorter one is at least 2 px (imgaug's guard, in place)."""
+    tl, tr, br, bl = corners
+    pairs = ((tr, tl), (br, bl)) if axis == 0 else ((tr, br), (tl, bl))
+    low, high = ((tl, bl), (tr, br)) if axis == 0 else ((tl, tr), (bl, br))
+    while True:
+        lengths = [math.hypot(*(a - b)) for a, b in pairs]
+        if int(min(lengths)) >= 2:
+            return int(max(lengths))
+        step = (2 - int(min(lengths))) / 2
+        for corner in low:
+            corner[axis] -= step
+        for corner in high:
+            corner[axis] += step
+
+
 def perspective(img: np.ndarray, jitter: np.ndarray) -> np.ndarray:
     """imgaug's PerspectiveTransform(keep_size=True, mode='replicate') for a 4x2 corner jitter.
 
@@ -49,21 +66,8 @@ def perspective(img: np.ndarray, jitter: np.ndarray) -> np.ndarray:
     points[2, 1], points[3, 1] = 1.0 - points[2, 1], 1.0 - points[3, 1]
     points[:, 0] *= w
     points[:, 1] *= h
-    tl, tr, br, bl = corners = _order_corners(points)
-    while True:
-        tops = math.hypot(*(tr - tl)), math.hypot(*(br - bl))
-        out_w = int(max(tops))
-        if int(min(tops)) >= 2:
-            break
-        step = (2 - int(min(tops))) / 2
-        tl[0] -= step; bl[0] -= step; tr[0] += step; br[0] += step  # noqa: E702
-    while True:
-        sides = math.hypot(*(tr - br)), math.hypot(*(tl - bl))
-        out_h = int(max(sides))
-        if int(min(sides)) >= 2:
-            break
-        step = (2 - int(min(sides))) / 2
-        tl[1] -= step; tr[1] -= step; bl[1] += step; br[1] += step  # noqa: E702
+    corners = _order_corners(points)
+    out_w, out_h = _edge_length(corners, 0), _edge_length(corners, 1)
     dst = np.array([[0, 0], [out_w, 0], [out_w, out_h], [0, out_h]], np.float32)
     matrix = cv2.getPerspectiveTransform(corners, dst)
     warped = cv2.warpPerspective(img, matrix, (out_w, out_h), borderValue=(0, 0, 0),
