@@ -70,8 +70,7 @@ def perspective(img: np.ndarray, jitter: np.ndarray) -> np.ndarray:
     out_w, out_h = _edge_length(corners, 0), _edge_length(corners, 1)
     dst = np.array([[0, 0], [out_w, 0], [out_w, out_h], [0, out_h]], np.float32)
     matrix = cv2.getPerspectiveTransform(corners, dst)
-    warped = cv2.warpPerspective(img, matrix, (out_w, out_h), borderValue=(0, 0, 0),
-                                 borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.warpPerspective(img, matrix, (out_w, out_h), borderMode=cv2.BORDER_REPLICATE)
     grows = h > out_h or w > out_w  # imgaug's default: area when enlarging, else bilinear
     return cv2.resize(warped, (w, h), interpolation=cv2.INTER_AREA if grows else cv2.INTER_LINEAR)
 
@@ -104,7 +103,7 @@ def affine(img: np.ndarray, scale_x: float, scale_y: float, rotate: float, shear
     for step in steps:
         matrix = step @ matrix
     return cv2.warpAffine(img, matrix[:2], (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT_101, borderValue=(0, 0, 0))
+                          borderMode=cv2.BORDER_REFLECT_101)
 
 
 def pad_if_needed(img: np.ndarray, size: int) -> np.ndarray:
@@ -138,10 +137,8 @@ def clahe(img: np.ndarray, clip_limit: float) -> np.ndarray:
 def brightness_contrast(img: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """x * alpha + beta * 255, clipped and truncated to uint8 (a lookup table)."""
     lut = np.arange(256, dtype=np.float32)
-    if alpha != 1:
-        lut *= alpha
-    if beta != 0:
-        lut += beta * 255
+    lut *= alpha  # in place: stays float32, as albumentations' table
+    lut += beta * 255
     return cv2.LUT(img, np.clip(lut, 0, 255).astype(np.uint8))
 
 
