@@ -2,7 +2,8 @@
 
 x_t = x_0 + eta_t (y_0 - x_0) + kappa sqrt(eta_t) noise. The schedule is computed once in
 float64 with numpy (as the reference does) and carried as float32 device arrays inside a
-`Schedule` pytree, so every function here is jit-able and vmappable.
+`Schedule` pytree, so every function here is jit-able and vmappable. Two reverse steps:
+ResShift's stochastic posterior (`p_sample`) and SinSR's deterministic one (`ddim_sample`).
 """
 import math
 from typing import Optional
@@ -70,6 +71,20 @@ def schedule_arrays(*, steps: int, min_noise_level: float, etas_end: float = 0.9
     }
 
 
+def ddim_coefficients(etas: np.ndarray) -> dict:
+    """SinSR's deterministic step x_{t-1} = k x0 + m x_t + j y per spaced t (float64).
+
+    x_t's noise, (x_t - x0 - eta_t (y - x0)) / (kappa sqrt(eta_t)), is kept and put back at
+    level t-1: m = sqrt(eta_{t-1} / eta_t), j = eta_{t-1} - sqrt(eta_{t-1} eta_t),
+    k = 1 - eta_{t-1} + sqrt(eta_{t-1} eta_t) - m. At t = 0, k = 1 and m = j = 0: the x0
+    prediction itself.
+    """
+    etas_prev = np.append(0.0, etas[:-1])
+    m = np.sqrt(etas_prev / etas)
+    cross = np.sqrt(etas_prev * etas)
+    return {"ddim_k": 1 - etas_prev + cross - m, "ddim_m": m, "ddim_j": etas_prev - cross}
+
+
 @flax.struct.dataclass
 class Schedule:
     """Schedule arrays (float32, indexed by spaced step t) and the chain's static settings."""
@@ -81,6 +96,9 @@ class Schedule:
     posterior_mean_coef2: jnp.ndarray
     weight_loss_mse: jnp.ndarray
     timestep_map: jnp.ndarray
+    ddim_k: jnp.ndarray
+    ddim_m: jnp.ndarray
+    ddim_j: jnp.ndarray
     kappa: float = flax.struct.field(pytree_node=False)
     predict_type: str = flax.struct.field(pytree_node=False, default="xstart")
     weighted_mse: bool = flax.struct.field(pytree_node=False, default=False)
@@ -97,6 +115,7 @@ class Schedule:
 def make_schedule(**params) -> Schedule:
     """Build a `Schedule` from the reference's diffusion params (configs' `diffusion`)."""
     arrays = schedule_arrays(**params)
+    arrays.update(ddim_coefficients(arrays["etas"]))
     as_f32 = {k: jnp.asarray(v, jnp.float32) for k, v in arrays.items() if k != "timestep_map"}
     return Schedule(
         sqrt_etas=as_f32["sqrt_etas"], etas=as_f32["etas"],
@@ -106,6 +125,7 @@ def make_schedule(**params) -> Schedule:
         posterior_mean_coef2=as_f32["posterior_mean_coef2"],
         weight_loss_mse=as_f32["weight_loss_mse"],
         timestep_map=jnp.asarray(arrays["timestep_map"], jnp.int32),
+        ddim_k=as_f32["ddim_k"], ddim_m=as_f32["ddim_m"], ddim_j=as_f32["ddim_j"],
         kappa=float(params.get("kappa", 1.0)),
         predict_type=params.get("predict_type", "xstart"),
         weighted_mse=bool(params.get("weighted_mse", False)),
@@ -176,6 +196,16 @@ def p_sample(s: Schedule, model_output, x_t, y, t, noise, clip_denoised: bool = 
     nonzero = (t != 0).astype(x_t.dtype).reshape((-1,) + (1,) * (x_t.ndim - 1))
     sample = out["mean"] + nonzero * jnp.exp(0.5 * out["log_variance"]) * noise
     return sample, out["pred_xstart"]
+
+
+def ddim_sample(s: Schedule, model_output, x_t, y, t, clip_denoised: bool = False):
+    """One deterministic reverse step (SinSR's `ddim_sample`, eta 0): (x_{t-1}, x0 prediction)."""
+    pred = predict_xstart(s, model_output, x_t, y, t)
+    if clip_denoised:
+        pred = jnp.clip(pred, -1, 1)
+    nd = x_t.ndim
+    sample = _at(s.ddim_k, t, nd) * pred + _at(s.ddim_m, t, nd) * x_t + _at(s.ddim_j, t, nd) * y
+    return sample, pred
 
 
 def prior_sample(s: Schedule, y, noise):
