@@ -3,7 +3,9 @@
 `make_restore_fn` returns a jitted pure function of (params, lq[, mask], key or noises);
 jax.jit compiles it once per input shape and dtype, and every image or tile of that
 shape reuses the executable. The reverse chain runs under `lax.scan` (or, for
-debugging, the same body in a Python loop).
+debugging, the same body in a Python loop). Its step is the restorer's `sampler`:
+"ddpm" (ResShift's stochastic posterior), "ddim" (SinSR's deterministic ODE step) or
+"onestep" (one network call at t = T-1, its x0 prediction: a SinSR student).
 """
 import dataclasses
 from typing import Any, Callable, Optional
@@ -15,6 +17,8 @@ import jax.numpy as jnp
 from resshift_jax import diffusion
 from resshift_jax.resize import bicubic_upsample
 
+SAMPLERS = ("ddpm", "ddim", "onestep")
+
 
 @dataclasses.dataclass(frozen=True)
 class Restorer:
@@ -23,6 +27,21 @@ class Restorer:
     vq: Optional[nn.Module]
     schedule: diffusion.Schedule
     sf: int
+    sampler: str = "ddpm"
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}, expected one of {SAMPLERS}")
+
+    @property
+    def num_steps(self) -> int:
+        """Network calls per restoration."""
+        return 1 if self.sampler == "onestep" else self.schedule.num_timesteps
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether each step draws noise (only the prior noise is drawn otherwise)."""
+        return self.sampler == "ddpm"
 
     def encode(self, vq_params, images):
         """Image in [-1, 1] -> latent (not quantized), times the schedule's scale_factor."""
@@ -38,48 +57,66 @@ class Restorer:
         return self.vq.apply({"params": vq_params}, z / self.schedule.scale_factor,
                              method="decode")
 
-    def denoise(self, unet_params, x_t, t, lq, mask):
-        """The network's x0 (or eps/residual) prediction for x_t at spaced step t."""
+    def denoise(self, unet_params, x_t, t, lq, mask, net_t=None):
+        """The network's x0 (or eps/residual) prediction for x_t at spaced step t.
+
+        The input is scaled for step t; the network is told step `net_t` (default t): SinSR's
+        inverse map x0 -> x_T scales like T-1 but tells 0.
+        """
         s = self.schedule
         if self.vq is None and lq is not None and lq.shape[1:3] != x_t.shape[1:3]:
             lq = bicubic_upsample(lq, self.sf)  # pixel space: condition at the image's size
         return self.unet.apply({"params": unet_params}, diffusion.scale_input(s, x_t, t),
-                               s.timestep_map[t], lq=lq, mask=mask)
+                               s.timestep_map[t if net_t is None else net_t], lq=lq, mask=mask)
 
 
 def draw_noises(key, latent_shape, num_steps: int, dtype=jnp.float32):
-    """Prior noise and per-step noises; step i's noise comes from fold_in(key, i)."""
+    """Prior noise and per-step noises (None for num_steps 0); step i's from fold_in(key, i).
+
+    The prior noise depends on the key only, so every sampler starts from the same x_T.
+    """
     prior_key, steps_key = jax.random.split(key)
     prior = jax.random.normal(prior_key, latent_shape, dtype)
+    if num_steps == 0:
+        return prior, None
     steps = jax.vmap(lambda i: jax.random.normal(
         jax.random.fold_in(steps_key, i), latent_shape, dtype))(jnp.arange(num_steps))
     return prior, steps
 
 
-def reverse_chain(restorer: Restorer, unet_params, z_y, lq, mask, noise_prior, noise_steps,
+def reverse_chain(restorer: Restorer, unet_params, z_y, lq, mask, noise_prior, noise_steps=None,
                   *, use_scan: bool = True):
-    """x_T = z_y + kappa sqrt(eta_T) noise, then T reverse steps; returns all samples."""
+    """x_T = z_y + kappa sqrt(eta_T) noise, then `restorer.num_steps` reverse steps from
+    t = T-1 down; returns every step's sample and x0 prediction (stacked)."""
     s = restorer.schedule
     clip = restorer.vq is None
-    num_steps = s.num_timesteps
+    last = s.num_timesteps - 1
     batch = z_y.shape[0]
+    if restorer.stochastic and noise_steps is None:
+        raise ValueError("the ddpm sampler needs noise_steps")
 
     def step(x_t, inputs):
         i, noise = inputs
-        t = jnp.full((batch,), num_steps - 1 - i, jnp.int32)
-        model_out = restorer.denoise(unet_params, x_t, t, lq, mask)
-        sample, pred_xstart = diffusion.p_sample(s, model_out.astype(x_t.dtype), x_t, z_y, t,
-                                                 noise, clip_denoised=clip)
-        return sample, (sample, pred_xstart)
+        t = jnp.full((batch,), last - i, jnp.int32)
+        model_out = restorer.denoise(unet_params, x_t, t, lq, mask).astype(x_t.dtype)
+        if restorer.sampler == "ddpm":
+            sample, pred = diffusion.p_sample(s, model_out, x_t, z_y, t, noise, clip_denoised=clip)
+        elif restorer.sampler == "ddim":
+            sample, pred = diffusion.ddim_sample(s, model_out, x_t, z_y, t, clip_denoised=clip)
+        else:
+            pred = diffusion.predict_xstart(s, model_out, x_t, z_y, t)
+            sample = pred = jnp.clip(pred, -1, 1) if clip else pred
+        return sample, (sample, pred)
 
     x_T = diffusion.prior_sample(s, z_y, noise_prior)
-    xs = (jnp.arange(num_steps), noise_steps)
+    steps = jnp.arange(restorer.num_steps)
+    noises = noise_steps if restorer.stochastic else None
     if use_scan:
-        _, (samples, preds) = jax.lax.scan(step, x_T, xs)
+        _, (samples, preds) = jax.lax.scan(step, x_T, (steps, noises))
         return samples, preds
     x, outs = x_T, []
-    for i in range(num_steps):
-        x, out = step(x, (xs[0][i], xs[1][i]))
+    for i in range(restorer.num_steps):
+        x, out = step(x, (steps[i], None if noises is None else noises[i]))
         outs.append(out)
     return jnp.stack([o[0] for o in outs]), jnp.stack([o[1] for o in outs])
 
@@ -90,14 +127,15 @@ def restore(restorer: Restorer, params: dict, lq, *, mask=None, key=None, noises
 
     `params` holds `unet` and `vq` trees; the compute dtype is the modules' `dtype`, the
     chain state stays float32. Give either a PRNG `key` or `noises=(noise_prior,
-    noise_steps)` in latent layout. With `return_chain` it returns the unclamped decode
-    and every intermediate, named as the parity fixtures.
+    noise_steps)` in latent layout (noise_steps may be None for the deterministic
+    samplers). With `return_chain` it returns the unclamped decode and every
+    intermediate, named as the parity fixtures.
     """
     lq = lq.astype(jnp.float32)
     z_y = restorer.encode(params.get("vq"), bicubic_upsample(lq, restorer.sf))
     z_y = z_y.astype(jnp.float32)
     if noises is None:
-        noises = draw_noises(key, z_y.shape, restorer.schedule.num_timesteps)
+        noises = draw_noises(key, z_y.shape, restorer.num_steps if restorer.stochastic else 0)
     noise_prior, noise_steps = noises
     samples, preds = reverse_chain(restorer, params["unet"], z_y, lq, mask,
                                    noise_prior, noise_steps, use_scan=use_scan)
