@@ -1,9 +1,12 @@
 """Train ResShift: `python train.py --config configs/<experiment>.py --workdir DIR`.
 
+A config with a `distill` section (configs/sinsr_v1.py) distils a one-step SinSR student.
+
 Any config field can be overridden, e.g. `--config.train.batch=32`. The run resumes from
 the latest checkpoint in DIR; on a TPU pod or multi-host GPU cluster start the same command
 on every host (with --multihost), each host feeding its own slice of the global batch.
 """
+import dataclasses
 import sys
 
 from absl import app, flags, logging
@@ -30,9 +33,13 @@ def run(config, workdir: str, weights_dir: str = "./weights"):
     dtype = getattr(jnp, config.train.get("compute_dtype", "float32"))
     restorer = experiment.build_restorer(config, dtype)
     frozen = experiment.load_frozen(config, restorer, weights_dir)
-    key = jax.random.key(int(config.train.seed))
-    init_params = experiment.init_unet_params(config, restorer, key)
-    loss_fn = experiment.make_experiment_loss(config, restorer, dtype)
+    if config.get("distill") is not None:  # SinSR: the teacher joins the frozen params
+        from resshift_jax.train import distill
+        init_params, frozen, loss_fn = distill.setup(config, restorer, frozen, weights_dir)
+    else:
+        init_params = experiment.init_unet_params(config, restorer,
+                                                  jax.random.key(int(config.train.seed)))
+        loss_fn = experiment.make_experiment_loss(config, restorer, dtype)
     data = make_train_iterator(
         config.data.train, per_host_batch=int(config.train.batch) // jax.process_count(),
         seed=int(config.train.seed), process_index=jax.process_index(),
@@ -40,8 +47,10 @@ def run(config, workdir: str, weights_dir: str = "./weights"):
     eval_fn = None
     if config.data.get("val") is not None:
         val_set = load_val_set(config.data.val)
-        eval_fn = experiment.make_eval_fn(config, experiment.build_restorer(config, jnp.float32),
-                                          frozen, val_set, seed=int(config.train.seed))
+        val_restorer = dataclasses.replace(experiment.build_restorer(config, jnp.float32),
+                                           sampler=config.sample.get("sampler", "ddpm"))
+        eval_fn = experiment.make_eval_fn(config, val_restorer, frozen, val_set,
+                                          seed=int(config.train.seed))
     return train_and_evaluate(config, workdir, init_params=init_params, loss_fn=loss_fn,
                               data_iterator=data, frozen=frozen, eval_fn=eval_fn)
 
