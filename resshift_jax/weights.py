@@ -1,8 +1,9 @@
-"""The released ResShift checkpoints and fetching them on first use.
+"""The released ResShift checkpoints (and SinSR's one-step students) and fetching them on first use.
 
-Names, URLs and local file names follow the reference's `inference_resshift.py`. Note that
-the inpainting checkpoints are stored locally as `resshift_inpaint_*` although their URLs
-say `resshift_inpainting_*`: the reference names them after the task, and so do we.
+Names, URLs and local file names follow the reference's `inference_resshift.py` (SinSR's:
+its `inference.py`). Note that the inpainting checkpoints are stored locally as
+`resshift_inpaint_*` although their URLs say `resshift_inpainting_*`: the reference names them
+after the task, and so do we.
 """
 import dataclasses
 import hashlib
@@ -18,6 +19,7 @@ from typing import Optional
 from tqdm import tqdm
 
 _RELEASE = "https://github.com/zsyOAOA/ResShift/releases/download/v2.0/"
+_SINSR_RELEASE = "https://github.com/wyf0912/SinSR/releases/download/v1.0/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,9 +46,11 @@ CHECKPOINTS = MappingProxyType({
                               "resshift_inpainting_imagenet_s4.pth"),
     "inpaint_face": _ckpt("resshift_inpaint_face_s4.pth", "resshift_inpainting_face_s4.pth"),
     "faceir": _ckpt("resshift_faceir_s4.pth"),
+    "sinsr_v1": Checkpoint("SinSR_v1.pth", _SINSR_RELEASE + "SinSR_v1.pth"),
+    "sinsr_v2": Checkpoint("SinSR_v2.pth", _SINSR_RELEASE + "SinSR_v2.pth"),
 })
 
-# Known sha256 of each released file. Empty = unknown: the reference publishes no hashes and
+# Known sha256 of each released file. Empty = unknown: neither release publishes hashes and
 # none could be recorded here (no network). Until filled in, a released file's download is
 # checked as a complete PyTorch zip archive (every member's CRC) instead, and its digest is
 # written beside it (`FILE.sha256`, `sha256sum -c` format) for the user to compare.

@@ -23,8 +23,11 @@ def test_registry_matches_reference_names():
     assert CHECKPOINTS["inpaint_face"].filename == "resshift_inpaint_face_s4.pth"
     assert CHECKPOINTS["inpaint_face"].url.endswith("/resshift_inpainting_face_s4.pth")
     assert CHECKPOINTS["vqgan_face512"].filename == "ffhq512_vq_f8_dim8_face.pth"
-    for ckpt in CHECKPOINTS.values():
-        assert ckpt.url.startswith("https://github.com/zsyOAOA/ResShift/releases/download/v2.0/")
+    assert CHECKPOINTS["sinsr_v1"].filename == "SinSR_v1.pth"
+    for name, ckpt in CHECKPOINTS.items():
+        release = ("wyf0912/SinSR/releases/download/v1.0/" if name.startswith("sinsr")
+                   else "zsyOAOA/ResShift/releases/download/v2.0/")
+        assert ckpt.url.startswith(f"https://github.com/{release}")
     assert set(SHA256) == set(CHECKPOINTS)
 
 
