@@ -1,6 +1,7 @@
 """Restore images with ResShift: the reference's `inference_resshift.py`, compiled with JAX.
 
     python sample.py -i LQ_DIR -o OUT_DIR --task realsr --version v3
+    python sample.py -i LQ_DIR -o OUT_DIR --task realsr --version sinsr   # SinSR: one step
     python sample.py -i faces/ -o out/ --task inpaint_face --mask_path masks/
     python sample.py -i img.png -o out/ --config configs/my_model.py \
         --unet_ckpt my_unet.safetensors --vq_ckpt weights/autoencoder_vq_f4.pth
@@ -9,6 +10,7 @@ Released weights are downloaded into --weights_dir on first use (official releas
 and converted once. Every argument problem is reported before any work starts; an image
 that cannot be read is reported and skipped, and the exit status is then 1.
 """
+import dataclasses
 import importlib
 import sys
 
@@ -19,7 +21,8 @@ from configs.common import chop_geometry
 
 TASK_CONFIGS = {
     ("realsr", "v1"): ("realsr_v1", None), ("realsr", "v2"): ("realsr_v1", "v2"),
-    ("realsr", "v3"): ("realsr_v3", None), "bicsr": ("bicsr", None),
+    ("realsr", "v3"): ("realsr_v3", None), ("realsr", "sinsr"): ("sinsr_v1", None),
+    "bicsr": ("bicsr", None),
     "inpaint_imagenet": ("inpaint_imagenet", None), "inpaint_face": ("inpaint_face", None),
     "faceir": ("faceir", None),
 }
@@ -33,8 +36,13 @@ flags.DEFINE_string("out_path", "./results", "output folder (PNG, named like the
 flags.DEFINE_string("mask_path", None, "mask file or folder (inpainting: 1/white = fill)")
 flags.DEFINE_enum("task", "realsr", ["realsr", "bicsr", "inpaint_imagenet", "inpaint_face",
                                      "faceir"], "restoration task (released models)")
-flags.DEFINE_enum("version", "v1", ["v1", "v2", "v3"],
-                  "realsr release (v1/v2: 15 steps, v3: 4); absl keeps -v for verbosity")
+flags.DEFINE_enum("version", "v1", ["v1", "v2", "v3", "sinsr"],
+                  "realsr release (v1/v2: 15 steps, v3: 4, sinsr: SinSR's one-step student); "
+                  "absl keeps -v for verbosity")
+flags.DEFINE_enum("sampler", None, ["ddpm", "ddim", "onestep"],
+                  "reverse step: ddpm (ResShift), ddim (SinSR's deterministic one), onestep (one "
+                  "network call at t=T-1); default the config's (ddpm; onestep for sinsr)")
+flags.DEFINE_integer("steps", None, "respace the chain to this many steps (ddpm/ddim)")
 flags.DEFINE_integer("scale", None, "scale factor; default the config's (4, 2 for realsr_x2)")
 flags.DEFINE_integer("seed", None, "random seed (default the config's, 12345 as the reference)")
 flags.DEFINE_integer("bs", 1, "images per batch (same-size images are batched)")
@@ -81,6 +89,13 @@ def main(argv):
     from resshift_jax.weights import WeightsError
 
     config = FLAGS.config or task_config(FLAGS.task, FLAGS.version)
+    sampler = FLAGS.sampler or config.sample.get("sampler", "ddpm")
+    if FLAGS.steps is not None:
+        if sampler == "onestep" or not 1 <= FLAGS.steps <= int(config.diffusion.steps):
+            print(f"error: --steps {FLAGS.steps}: give 1..{config.diffusion.steps} steps, with "
+                  "the ddpm or ddim sampler", file=sys.stderr)
+            return 2
+        config.diffusion.timestep_respacing = FLAGS.steps
     sf = int(config.sf)
     if FLAGS.scale is not None and FLAGS.scale != sf:
         print(f"error: --scale {FLAGS.scale} does not match the model (x{sf}); for x2 use "
@@ -106,7 +121,8 @@ def main(argv):
     except (sample_job.JobError, CheckpointError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{len(jobs)} images, x{sf}, {restorer.schedule.num_timesteps} steps, "
+    restorer = dataclasses.replace(restorer, sampler=sampler)
+    print(f"{len(jobs)} images, x{sf}, {restorer.num_steps} {sampler} steps, "
           f"tiles {chop_size}/{chop_stride} LQ px, {dtype}", file=sys.stderr)
     image_restorer = ImageRestorer(
         restorer, params, lq_size=int(config.sample.get("padding_offset") or config.model.lq_size),
