@@ -17,6 +17,7 @@ import re
 import struct
 import threading
 import warnings
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable, Optional
 
@@ -81,8 +82,10 @@ def _header_size(f: BinaryIO):
     """(H, W) from a PNG's IHDR or the first directory of a classic or Big TIFF, for files
     Pillow cannot open (zero-sized PNGs, multi-channel float TIFFs); None otherwise."""
     f.seek(0)
-    head = f.read(24)
-    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+    head = f.read(33)
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and len(head) == 33:
+        if zlib.crc32(head[12:29]) != struct.unpack(">I", head[29:33])[0]:
+            return None  # a damaged header: its sizes mean nothing
         width, height = struct.unpack(">II", head[16:24])
         return height, width
     order = {b"II": "<", b"MM": ">"}.get(head[:2])
@@ -254,12 +257,11 @@ def read_mask(path) -> np.ndarray:
 
 
 def check_mask(mask: np.ndarray, image: np.ndarray, mask_path, image_path) -> None:
-    """Raise ValueError unless `mask` (HxW) has the spatial size of `image` (HxWxC)."""
+    """Raise ImageReadError (a ValueError) unless `mask` (HxW) has the size of `image` (HxWxC)."""
     if mask.shape[:2] != image.shape[:2]:
-        raise ValueError(
-            f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} (HxW) but image {image_path} "
-            f"is {image.shape[0]}x{image.shape[1]}: they must be the same size"
-        )
+        raise ImageReadError(
+            f"mask {mask_path}", f"{mask.shape[0]}x{mask.shape[1]} (HxW) but image {image_path} "
+            f"is {image.shape[0]}x{image.shape[1]}: they must be the same size")
 
 
 def _relative(path: Path, input_root: Path) -> Path:
