@@ -120,15 +120,15 @@ def _bomb_pixels(err: Exception) -> int:
 
 
 def _refuse(origin, pixels: int, max_pixels: int, size: str = "") -> ImageTooLarge:
-    return ImageTooLarge(origin, f"refused: the header gives {size}{pixels / 1e6:.1f} MP, over "
-                                 f"the limit of {max_pixels / 1e6:.1f} MP", pixels)
+    return ImageTooLarge(origin, f"refused: the header gives {size}{pixels:,} pixels, over the "
+                                 f"limit of {max_pixels:,} ({max_pixels / 1e6:.3g} MP)", pixels)
 
 
 def _probe_stream(f: BinaryIO, origin, max_pixels: int) -> tuple[int, int, str]:
     """(H, W, mode) of an open image file, from its header; raises ImageReadError."""
     try:
         with _WARNINGS_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            warnings.simplefilter("ignore")  # the size is checked below; bad tags fail later
             with Image.open(f) as im:
                 (width, height), mode = im.size, im.mode
     except Image.DecompressionBombError as err:  # over twice Pillow's limit: no size is kept
@@ -169,8 +169,10 @@ def probe(path, max_pixels: int = MAX_PIXELS) -> tuple[int, int, str]:
 def _why_undecodable(data: bytes) -> str:
     """A reason for an OpenCV decoding failure, asked of Pillow (whose errors say more)."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
     except Exception as err:  # the reason is all that is wanted here
         return f"corrupt or truncated image ({error_line(err)})"
     return "image format or pixel layout not supported by OpenCV"
