@@ -156,14 +156,30 @@ def _open(path: Path) -> BinaryIO:
         raise ImageReadError(path, f"cannot read file ({err.strerror or err})") from None
 
 
-def probe(path, max_pixels: int = MAX_PIXELS) -> tuple[int, int, str]:
-    """(H, W, Pillow's mode or "raw header") from the header alone; raises `ImageReadError`, and
-    `ImageTooLarge` for more than `max_pixels` pixels (nothing is decoded or allocated)."""
-    path = Path(path)
+def _contained(origin, fn, *args):
+    """`fn(*args)`, with any failure other than ImageReadError made one (a file's failure
+    is that file's, whatever raised it: an I/O error, MemoryError, a library's own)."""
+    try:
+        return fn(*args)
+    except ImageReadError:
+        raise
+    except OSError as err:
+        raise ImageReadError(origin, f"cannot read file ({err.strerror or err})") from None
+    except Exception as err:  # noqa: BLE001 -- see the docstring
+        raise ImageReadError(origin, f"cannot read ({error_line(err)})") from None
+
+
+def _probe_path(path: Path, max_pixels: int) -> tuple[int, int, str]:
     with _open(path) as f:
         if not f.read(1):
             raise ImageReadError(path, "empty file")
         return _probe_stream(f, path, max_pixels)
+
+
+def probe(path, max_pixels: int = MAX_PIXELS) -> tuple[int, int, str]:
+    """(H, W, Pillow's mode or "raw header") from the header alone; raises `ImageReadError`,
+    and `ImageTooLarge` for more than `max_pixels` pixels (nothing is decoded or allocated)."""
+    return _contained(path, _probe_path, Path(path), max_pixels)
 
 
 def _why_undecodable(data: bytes) -> str:
@@ -192,26 +208,28 @@ def read_image(path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, Optional
     """Read `path` as `(rgb, alpha)`: float32 HxWx3 in [0,1], and HxW alpha or None.
 
     Grayscale becomes 3 equal channels; 16-bit files are scaled by 65535, float ones
-    clipped. Any problem raises `ImageReadError` (`ImageTooLarge` over `max_pixels`,
-    found from the header before decoding).
+    clipped. Any problem raises `ImageReadError`, and nothing else does (`ImageTooLarge`
+    over `max_pixels`, found from the header before decoding).
     """
-    path = Path(path)
+    return _contained(path, _read_path, Path(path), max_pixels)
+
+
+def _read_path(path: Path, max_pixels: int):
     with _open(path) as f:
-        try:
-            data = f.read(1)
-            if data:
-                mode = _probe_stream(f, path, max_pixels)[2]
-                f.seek(0)
-                data = f.read()
-        except OSError as err:
-            raise ImageReadError(path, f"cannot read file ({err.strerror or err})") from None
-    if not data:
-        raise ImageReadError(path, "empty file")
+        if not f.read(1):
+            raise ImageReadError(path, "empty file")
+        mode = _probe_stream(f, path, max_pixels)[2]
+        f.seek(0)
+        data = f.read()
     return _decode(data, path, mode)
 
 
 def decode_image(data: bytes, origin, max_pixels: int = MAX_PIXELS):
     """`read_image` for an encoded image in memory; `origin` names it in errors."""
+    return _contained(origin, _decode_bytes, data, origin, max_pixels)
+
+
+def _decode_bytes(data: bytes, origin, max_pixels: int):
     if not data:
         raise ImageReadError(origin, "empty file")
     mode = _probe_stream(io.BytesIO(data), origin, max_pixels)[2]
@@ -227,8 +245,6 @@ def _decode(data: bytes, origin, mode: str) -> tuple[np.ndarray, Optional[np.nda
             raise ImageReadError(origin, "refused: over OpenCV's pixel limit "
                                          "(CV_IO_MAX_IMAGE_PIXELS)") from None
         raise ImageReadError(origin, f"OpenCV cannot decode it ({error_line(err)})") from None
-    except Exception as err:  # MemoryError and the like: this file's failure
-        raise ImageReadError(origin, f"cannot decode ({error_line(err)})") from None
     if raw is None:
         raise ImageReadError(origin, _why_undecodable(data))
     if raw.size == 0:

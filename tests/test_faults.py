@@ -134,6 +134,18 @@ def test_reading_raises_only_one_line_image_read_errors(awkward):
         assert (alpha is not None) == (mode == "RGBA"), name
 
 
+def test_any_other_failure_is_an_image_read_error(awkward, monkeypatch):
+    base, _, _ = awkward
+    with pytest.raises(image_io.ImageReadError, match="Is a directory"):
+        image_io.read_image(base / "in" / "sub")
+
+    def no_memory(*args):
+        raise MemoryError("cannot allocate")
+    monkeypatch.setattr(image_io.cv2, "imdecode", no_memory)
+    with pytest.raises(image_io.ImageReadError, match="MemoryError: cannot allocate"):
+        image_io.read_image(base / "in" / "rgb_png.png")
+
+
 def test_probe_reads_sizes_from_headers(awkward):
     base, _, _ = awkward
     assert image_io.probe(base / "in" / "odd.png") == (17, 33, "RGB")
