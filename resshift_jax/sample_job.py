@@ -20,9 +20,6 @@ from tqdm import tqdm
 
 from resshift_jax import image_io
 
-TASKS = ("realsr", "bicsr", "inpaint_imagenet", "inpaint_face", "faceir")
-
-
 @dataclasses.dataclass
 class JobOptions:
     in_path: str
@@ -151,14 +148,20 @@ def load(job: Job, opts: JobOptions, sf: int) -> Loaded:
 
 
 def restore(image_restorer, items: List[Loaded], opts: JobOptions, bs: int) -> np.ndarray:
-    """The restored images of same-size `items`, padded to a batch of `bs` when untiled."""
+    """The restored images of same-size `items`, padded to a batch of `bs` when untiled.
+
+    Each image's noise is keyed by its file name, so its result is the same in any batch
+    (and when a failed batch is retried image by image).
+    """
     images = np.stack([it.rgb for it in items])
     masks = None if items[0].mask is None else np.stack([it.mask[..., None] for it in items])
-    pad = bs - len(items) if max(images.shape[1:3]) <= opts.chop_size else 0
-    if pad > 0:  # a fixed batch shape: one compilation per image size
+    names = [it.job.src.name for it in items]
+    pad = max(0, bs - len(items)) if max(images.shape[1:3]) <= opts.chop_size else 0
+    if pad:  # a fixed batch shape: one compilation per image size
         images = np.concatenate([images, np.repeat(images[-1:], pad, 0)])
         masks = None if masks is None else np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
-    return image_restorer.restore_batch(images, masks)[:len(items)]
+        names += names[-1:] * pad
+    return image_restorer.restore_batch(images, masks, names)[:len(items)]
 
 
 def reason(err: Exception, src) -> str:

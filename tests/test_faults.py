@@ -170,7 +170,8 @@ class FakeRestorer:
     def __init__(self):
         self.batches = []
 
-    def restore_batch(self, images, masks=None):
+    def restore_batch(self, images, masks=None, names=None):
+        assert names is not None and len(names) == len(images)
         self.batches.append(len(images))
         if (images.min(axis=(1, 2, 3)) == 1.0).any():
             raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "

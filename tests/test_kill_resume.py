@@ -130,7 +130,8 @@ def _expected_data_state(config):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     c = module.get_config()
-    data = make_train_iterator(c.data.train, per_host_batch=int(c.train.batch), seed=int(c.train.seed))
+    data = make_train_iterator(c.data.train, per_host_batch=int(c.train.batch),
+                               seed=int(c.train.seed), sf=int(c.sf))
     for _ in range(STEPS):
         next(data)
     return data.get_state()
