@@ -23,8 +23,10 @@ from resshift_jax.sampling import Restorer, make_restore_fn
 
 
 def image_key(seed: int, name: str):
-    """The PRNG key of the image called `name` (e.g. its file name) under `seed`."""
-    return jax.random.fold_in(jax.random.key(seed), zlib.crc32(name.encode()) & 0x7FFFFFFF)
+    """The PRNG key of the image called `name` (e.g. its file name) under `seed`; a file name
+    that is not valid UTF-8 hashes by its bytes (surrogate escapes)."""
+    digest = zlib.crc32(name.encode("utf-8", "surrogateescape")) & 0x7FFFFFFF
+    return jax.random.fold_in(jax.random.key(seed), digest)
 
 
 @dataclasses.dataclass
