@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from resshift_jax import image_io
 
+
 @dataclasses.dataclass
 class JobOptions:
     in_path: str
