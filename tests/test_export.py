@@ -79,3 +79,11 @@ def test_keys_are_image_keys():
     ours = ExportedRestorer({"seed": 12345}, {}, {}).image_key("a.png")
     assert np.array_equal(jax.random.key_data(ours),
                           jax.random.key_data(image_key(12345, "a.png")))
+
+
+def test_loader_imports_no_model_code():
+    code = ("import sys, resshift_jax.exported; print(sorted(m for m in sys.modules "
+            "if m.startswith(('flax', 'resshift_jax', 'ml_collections'))))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.stdout.split() == ["['resshift_jax',", "'resshift_jax.exported',",
+                                   "'resshift_jax.tiling']"], proc.stderr
