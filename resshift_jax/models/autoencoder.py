@@ -76,8 +76,9 @@ class VQModel(nn.Module):
                       padding_mode=dd.get("padding_mode", "zeros"), attn_budget=self.attn_budget)
         self.encoder = Encoder(**common, z_channels=dd["z_channels"], **kw)
         self.decoder = Decoder(**common, out_ch=dd["out_ch"], **kw)
-        self.quant_conv = conv(self.embed_dim, 1, **kw, name=None)
-        self.post_quant_conv = conv(dd["z_channels"], 1, **kw, name=None)
+        f32 = dict(dtype=jnp.float32, param_dtype=self.param_dtype)  # latent-side 1x1 convs
+        self.quant_conv = conv(self.embed_dim, 1, **f32, name=None)
+        self.post_quant_conv = conv(dd["z_channels"], 1, **f32, name=None)
         self.quantize_embedding = nn.Embed(self.n_embed, self.embed_dim, embedding_init=_codebook_init,
                                            param_dtype=self.param_dtype)
 
