@@ -51,6 +51,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid text
     if not FLAGS.in_path:
         raise app.UsageError("give the input image or folder with -i/--in_path")
     if FLAGS.compilation_cache:

@@ -4,8 +4,10 @@ Global batch k holds the examples at global positions k*B .. k*B+B-1 of an endle
 sequence of epochs, each a permutation of the source drawn from (seed, epoch). Host p of P
 takes positions k*B + p + j*P, so the union over hosts does not depend on P, and every
 example's randomness comes from (seed, position): the same seed gives the same batches on
-any number of hosts and workers. An unreadable image is replaced by the next readable one
-(deterministically) and counted. `get_state`/`set_state` hold the next batch's index.
+any number of hosts and workers. An unreadable image (corrupt, truncated, a header over
+`image_io.MAX_PIXELS`: whatever its source raises as `ImageReadError`) is replaced by the
+next readable one (deterministically), counted, and logged once by name.
+`get_state`/`set_state` hold the next batch's index.
 """
 import concurrent.futures
 import collections
@@ -13,6 +15,7 @@ from typing import Callable, Optional
 
 import cv2
 import numpy as np
+from absl import logging
 
 from resshift_jax import image_io
 from resshift_jax.data.degradations import degradation_for
@@ -71,25 +74,33 @@ class TrainIterator:
         self._queue = collections.deque()
         self._prefetch = max(1, int(data_config.get("prefetch", 2)))
         self._perms = {}
+        self._logged = set()
 
     def _source_index(self, position: int, attempt: int) -> int:
         n = len(self.source)
         epoch = position // n
-        if epoch not in self._perms:
-            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(n)}
-        return int((self._perms[epoch][position % n] + attempt) % n)
+        perm = self._perms.get(epoch)  # one lookup: worker threads replace the dict
+        if perm is None:
+            perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+            self._perms = {**{e: p for e, p in self._perms.items() if e >= epoch - 1}, epoch: perm}
+        return int((perm[position % n] + attempt) % n)
 
     def example(self, position: int):
         """(example dict, skipped count) for a global position."""
         rng = np.random.default_rng([self.seed, position, 1])
         for attempt in range(MAX_RETRIES):
+            index = self._source_index(position, attempt)
             try:
-                img = self.source.read(self._source_index(position, attempt))
+                img = self.source.read(index)
                 break
-            except (image_io.ImageReadError, OSError, ValueError):
-                continue
+            except image_io.ImageReadError as err:
+                last = err
+                if index not in self._logged:
+                    self._logged.add(index)
+                    logging.warning("training data: skipped %s", err)
         else:
-            raise RuntimeError(f"{MAX_RETRIES} unreadable images in a row near position {position}")
+            raise RuntimeError(f"{MAX_RETRIES} unreadable images in a row near position "
+                               f"{position}, the last: {last}")
         out = self.degrade(prepare_hq(img, self.config, rng), rng)
         return {k: v * 2.0 - 1.0 for k, v in out.items()}, attempt  # mask: {-1, 1}
 
