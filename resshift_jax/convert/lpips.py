@@ -1,7 +1,8 @@
 """LPIPS weights from the user's files, VGG16 or AlexNet trunk, in either layout they come in.
 
     pyiqa, one file per variant: LPIPS_v0.1_alex-df73285e.pth / LPIPS_v0.1_vgg-a78928a0.pth
-        (keys net.sliceK.N.weight/bias, lin0.model.1.weight ..., scaling_layer.*), or
+        (keys net.sliceK.N.weight/bias, lin0.model.1.weight ... and their alias lins.0...,
+        scaling_layer.*), or
     the `lpips` package's linear layers (lpips/weights/v0.1/alex.pth or vgg.pth: lin* only)
         plus torchvision's trunk (alexnet-owt-7be5be79.pth / vgg16-397923af.pth: features.N.*).
 """
@@ -53,8 +54,10 @@ def split_pyiqa_state_dict(state_dict: dict) -> tuple:
         match = _PYIQA_TRUNK.match(key)
         if match:
             trunk[f"features.{match.group(1)}.{match.group(2)}"] = value
+        elif key.startswith("lins."):   # pyiqa's ModuleList alias of lin0..: loaded last, wins
+            lin["lin" + key[len("lins."):]] = value
         elif not key.startswith("scaling_layer."):
-            lin[key] = value
+            lin.setdefault(key, value)
     return trunk, lin
 
 
