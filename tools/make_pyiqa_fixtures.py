@@ -94,6 +94,7 @@ def clip_fixture(data: Path) -> dict:
     keep = np.zeros(vocab, bool)
     keep[used] = True
     sd["token_embedding.weight"][~keep] = 0.0
+    sd["logit_scale"] = np.asarray(np.log(100.0), np.float32)   # CLIP's trained value
     model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
     model.eval()
     images = crops(data, (96, 128), 2, 12)
