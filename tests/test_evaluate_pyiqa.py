@@ -62,3 +62,12 @@ def test_clip_file_problems_name_the_file(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(CheckpointError, match="bad.pt"):
         load_clipiqa(bad)
+
+
+def test_musiq_matches_pyiqa_at_three_sizes():
+    from resshift_jax.convert.musiq import musiq_from_state_dict, musiq_scorer
+    ref = _fixture("musiq.npz")
+    sd = random_state_dict(json.loads(str(ref["names_shapes"])), int(ref["seed"]))
+    score = musiq_scorer(*musiq_from_state_dict(sd))
+    for i in range(3):
+        assert _rel(score(ref[f"pred{i}"].astype(np.float32) / 255.0), ref[f"score{i}"]) < 1e-4, i

@@ -112,6 +112,20 @@ def clip_fixture(data: Path) -> dict:
     return dict(pred=images, score=score, tokens=tokens.numpy())
 
 
+MUSIQ_TINY = dict(hidden_size=128, mlp_dim=256, num_heads=2, num_layers=2)  # pyiqa: 384, 1152, 6, 14
+
+
+def musiq_fixture(data: Path) -> dict:
+    metric = pyiqa.create_metric("musiq", device="cpu", pretrained=False, **MUSIQ_TINY)
+    table = seeded(metric.net, 3)
+    out = dict(names_shapes=json.dumps(table), seed=3)
+    for i, size in enumerate([(96, 128), (100, 75), (250, 40)]):
+        image = crops(data, size, 1, 20 + i)
+        with torch.no_grad():
+            out[f"pred{i}"], out[f"score{i}"] = image, metric(to_tensor(image)).numpy().reshape(-1)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -121,6 +135,7 @@ def main():
     data = Path(args.data)
     np.savez_compressed(OUT / "lpips_alex.npz", **lpips_fixture(data, "alex"))
     np.savez_compressed(OUT / "clipiqa.npz", **clip_fixture(data))
+    np.savez_compressed(OUT / "musiq.npz", **musiq_fixture(data))
     print(f"pyiqa {pyiqa.__version__}, torch {torch.__version__}: fixtures in {OUT}")
 
 
