@@ -7,7 +7,7 @@ Defaults follow the evaluation behind ResShift's and SinSR's tables: SinSR's `ev
 scores with pyiqa's `psnr`/`ssim` on the Y channel (YCbCr), `lpips` (AlexNet), `clipiqa`
 and `musiq`, no border crop; ResShift's own `utils/util_image.py` (`calculate_psnr`,
 `calculate_ssim`, `border=0`, `ycbcr=True` as its author answers in its issue #41) is what
-PSNR and SSIM compute here. Full-reference metrics need `--gt`; without it they are left
+PSNR and SSIM compute by default; `--definition pyiqa` gives pyiqa's (SinSR's) values. Full-reference metrics need `--gt`; without it they are left
 out. Unmatched or unreadable files are listed on stderr and skipped; the exit status is 1
 when any was. See docs/evaluation.md.
 """
@@ -27,6 +27,9 @@ def parse_args(argv=None):
                    help=f"comma-separated, of {','.join(METRICS)}")
     p.add_argument("--crop_border", type=int, default=0, help="pixels cropped for PSNR/SSIM")
     p.add_argument("--no_y_channel", action="store_true", help="PSNR/SSIM on RGB, not on Y")
+    p.add_argument("--definition", choices=["util_image", "pyiqa"], default="util_image",
+                   help="PSNR/SSIM as ResShift's utils/util_image.py (default) or as pyiqa "
+                        "computes them in SinSR's evaluate.py")
     p.add_argument("--weights_dir", default="weights", help="where pyiqa's weight files are")
     for name in ("lpips", "lpips-vgg", "clipiqa", "musiq"):
         p.add_argument(f"--{name.replace('-', '_')}_weights", help=f"explicit {name} weights file")
@@ -54,7 +57,8 @@ def main(argv=None) -> int:
     try:
         metrics = [build_metric(n, weights_dir=args.weights_dir, weights=weights,
                                 y_channel=not args.no_y_channel, crop_border=args.crop_border,
-                                batch_size=args.batch_size) for n in names]
+                                batch_size=args.batch_size, definition=args.definition)
+                   for n in names]
     except CheckpointError as err:
         sys.exit(f"error: {err}")
     try:

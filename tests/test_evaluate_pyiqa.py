@@ -71,3 +71,14 @@ def test_musiq_matches_pyiqa_at_three_sizes():
     score = musiq_scorer(*musiq_from_state_dict(sd))
     for i in range(3):
         assert _rel(score(ref[f"pred{i}"].astype(np.float32) / 255.0), ref[f"score{i}"]) < 1e-4, i
+
+
+@pytest.mark.parametrize("key,y,crop", [("y", True, 0), ("rgb_crop4", False, 4)])
+def test_psnr_ssim_pyiqa_definition_matches_pyiqa(key, y, crop):
+    from resshift_jax.iqa.registry import build_metric
+    ref = _fixture("fullref.npz")
+    for name in ("psnr", "ssim"):
+        metric = build_metric(name, y_channel=y, crop_border=crop, definition="pyiqa")
+        for i in range(2):
+            ours = metric.score(list(ref[f"pred{i}"]), list(ref[f"gt{i}"]))
+            assert _rel(ours, ref[f"{name}_{key}{i}"]) < 1e-5, (name, i)

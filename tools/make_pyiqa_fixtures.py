@@ -112,6 +112,24 @@ def clip_fixture(data: Path) -> dict:
     return dict(pred=images, score=score, tokens=tokens.numpy())
 
 
+def fullref_fixture(data: Path) -> dict:
+    """pyiqa's psnr/ssim as SinSR's evaluate.py creates them (Y of YCbCr), and on RGB with a
+    4-pixel border crop, for noisy copies of real crops at two sizes."""
+    out = {}
+    options = {"y": dict(test_y_channel=True, color_space="ycbcr"),
+               "rgb_crop4": dict(test_y_channel=False, crop_border=4)}
+    for i, size in enumerate([(96, 128), (75, 100)]):
+        gt = crops(data, size, 2, 30 + i)
+        noise = np.random.default_rng(40 + i).normal(0, 6, gt.shape)
+        pred = np.clip(np.round(gt + noise), 0, 255).astype(np.uint8)
+        out[f"pred{i}"], out[f"gt{i}"] = pred, gt
+        for name in ("psnr", "ssim"):
+            for key, opts in options.items():
+                metric = pyiqa.create_metric(name, device="cpu", **opts)
+                out[f"{name}_{key}{i}"] = metric(to_tensor(pred), to_tensor(gt)).numpy().reshape(-1)
+    return out
+
+
 MUSIQ_TINY = dict(hidden_size=128, mlp_dim=256, num_heads=2, num_layers=2)  # pyiqa: 384, 1152, 6, 14
 
 
@@ -136,6 +154,7 @@ def main():
     np.savez_compressed(OUT / "lpips_alex.npz", **lpips_fixture(data, "alex"))
     np.savez_compressed(OUT / "clipiqa.npz", **clip_fixture(data))
     np.savez_compressed(OUT / "musiq.npz", **musiq_fixture(data))
+    np.savez_compressed(OUT / "fullref.npz", **fullref_fixture(data))
     print(f"pyiqa {pyiqa.__version__}, torch {torch.__version__}: fixtures in {OUT}")
 
 

@@ -2,7 +2,7 @@
 
 Names and defaults are pyiqa's, as SinSR's `evaluate.py` creates them (`psnr` and `ssim`
 on the Y channel, `lpips` = LPIPS-AlexNet v0.1, `clipiqa`, `musiq` = MUSIQ-KonIQ); PSNR and
-SSIM are computed as ResShift's `utils/util_image.py` does (see `fullref.py`). Network weights
+SSIM are computed as ResShift's `utils/util_image.py` does, or as pyiqa does (see `fullref.py`). Network weights
 are the files pyiqa downloads, supplied by the user (`weights_dir` or an explicit path).
 """
 import dataclasses
@@ -42,12 +42,15 @@ class Metric:
     score: Callable
 
 
-def _fr_metric(name: str, fn, y_channel: bool, crop_border: int, batch_size: int) -> Metric:
-    jitted = jax.jit(fn)
+def _fr_metric(name: str, fn, y_channel: bool, crop_border: int, batch_size: int,
+               definition: str) -> Metric:
+    pyiqa = definition == "pyiqa"
+    jitted = jax.jit(functools.partial(fn, pyiqa=pyiqa))
+    unit = pyiqa and name == "psnr"
 
     def score(preds, gts):
-        a = [fullref.planes(p, y_channel, crop_border) for p in preds]
-        b = [fullref.planes(g, y_channel, crop_border) for g in gts]
+        a = [fullref.planes(p, y_channel, crop_border, definition, unit) for p in preds]
+        b = [fullref.planes(g, y_channel, crop_border, definition, unit) for g in gts]
         h, w, c = a[0].shape
         if name == "ssim" and min(h, w) < 11:
             raise ValueError(f"SSIM needs images of at least 11x11 after the border crop, got {w}x{h}")
@@ -86,13 +89,14 @@ def _nr_metric(name: str, forward, batch_size: int) -> Metric:
 
 
 def build_metric(name: str, *, weights_dir="weights", weights: Optional[dict] = None,
-                 y_channel: bool = True, crop_border: int = 0, batch_size: int = 8) -> Metric:
-    """One metric by pyiqa name; `weights` maps metric name -> explicit weights path."""
+                 y_channel: bool = True, crop_border: int = 0, batch_size: int = 8,
+                 definition: str = "util_image") -> Metric:
+    """One metric by pyiqa name; `weights` maps metric name -> explicit weights path;
+    `definition` of PSNR/SSIM: "util_image" (ResShift's code) or "pyiqa" (SinSR's script)."""
     explicit = (weights or {}).get(name)
-    if name == "psnr":
-        return _fr_metric(name, fullref.psnr, y_channel, crop_border, batch_size)
-    if name == "ssim":
-        return _fr_metric(name, fullref.ssim, y_channel, crop_border, batch_size)
+    if name in ("psnr", "ssim"):
+        fn = fullref.psnr if name == "psnr" else fullref.ssim
+        return _fr_metric(name, fn, y_channel, crop_border, batch_size, definition)
     if name in ("lpips", "lpips-vgg"):
         return _lpips_metric(name, "alex" if name == "lpips" else "vgg", weights_dir, explicit,
                              batch_size)
