@@ -12,7 +12,7 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file("config", None, "configs/*.py experiment", lock_config=True)
 flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard logs and samples go here")
 flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize() (one process per host)")
-flags.DEFINE_string("weights_dir", "./weights", "where released autoencoder weights are kept")
+flags.DEFINE_string("weights_dir", "./weights", "where released weights are kept / downloaded")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -22,26 +22,26 @@ def run(config, workdir: str, weights_dir: str = "./weights"):
     import jax
     import jax.numpy as jnp
 
+    from resshift_jax.builder import restorer_from_config
     from resshift_jax.data.pipeline import make_train_iterator
     from resshift_jax.data.val import load_val_set
     from resshift_jax.train import experiment
     from resshift_jax.train.loop import train_and_evaluate
 
     dtype = getattr(jnp, config.train.get("compute_dtype", "float32"))
-    restorer = experiment.build_restorer(config, dtype)
+    restorer = restorer_from_config(config, dtype)
     frozen = experiment.load_frozen(config, restorer, weights_dir)
     key = jax.random.key(int(config.train.seed))
-    init_params = experiment.init_unet_params(config, restorer, key)
+    init_params = experiment.init_unet_params(config, restorer, key, weights_dir)
     loss_fn = experiment.make_experiment_loss(config, restorer, dtype)
     data = make_train_iterator(
         config.data.train, per_host_batch=int(config.train.batch) // jax.process_count(),
-        seed=int(config.train.seed), process_index=jax.process_index(),
+        seed=int(config.train.seed), sf=int(config.sf), process_index=jax.process_index(),
         process_count=jax.process_count())
     eval_fn = None
     if config.data.get("val") is not None:
-        val_set = load_val_set(config.data.val)
-        eval_fn = experiment.make_eval_fn(config, experiment.build_restorer(config, jnp.float32),
-                                          frozen, val_set, seed=int(config.train.seed))
+        eval_fn = experiment.make_eval_fn(config, frozen, load_val_set(config.data.val,
+                                                                       int(config.sf)))
     return train_and_evaluate(config, workdir, init_params=init_params, loss_fn=loss_fn,
                               data_iterator=data, frozen=frozen, eval_fn=eval_fn)
 
@@ -60,7 +60,7 @@ def main(argv):
         import jax
         jax.distributed.initialize()
     from resshift_jax.train.experiment import SetupError
-    from resshift_jax.train.sharding import BatchError
+    from resshift_jax.sharding import BatchError
     try:
         run(FLAGS.config, FLAGS.workdir, FLAGS.weights_dir)
     except (SetupError, BatchError) as e:

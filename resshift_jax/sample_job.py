@@ -17,8 +17,6 @@ from tqdm import tqdm
 
 from resshift_jax import image_io
 
-TASKS = ("realsr", "bicsr", "inpaint_imagenet", "inpaint_face", "faceir")
-
 
 @dataclasses.dataclass
 class JobOptions:
@@ -142,7 +140,8 @@ def run_job(image_restorer, opts: JobOptions, jobs, *, out=sys.stdout) -> Summar
         if pad:  # a fixed batch shape: one compilation per image size
             images = np.concatenate([images, np.repeat(images[-1:], pad, 0)])
             masks = None if masks is None else np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
-        results = image_restorer.restore_batch(images, masks)
+        names = [g[0].name for g in group] + [group[-1][0].name] * pad  # noise per file
+        results = image_restorer.restore_batch(images, masks, names)
         for (src, dst, alpha, _, _), result in zip(group, results):
             image_io.write_png(dst, result, alpha if opts.alpha == "keep" else None)
             summary.done += 1

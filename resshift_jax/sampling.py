@@ -48,7 +48,15 @@ class Restorer:
 
 
 def draw_noises(key, latent_shape, num_steps: int, dtype=jnp.float32):
-    """Prior noise and per-step noises; step i's noise comes from fold_in(key, i)."""
+    """Prior noise and per-step noises; step i's noise comes from fold_in(key, i).
+
+    With one key per example (shape (B,)) each example draws from its own key, so its
+    noise does not depend on which batch, slot or device it lands in.
+    """
+    if jnp.ndim(key) == 1:
+        prior, steps = jax.vmap(
+            lambda k: draw_noises(k, latent_shape[1:], num_steps, dtype))(key)
+        return prior, jnp.swapaxes(steps, 0, 1)
     prior_key, steps_key = jax.random.split(key)
     prior = jax.random.normal(prior_key, latent_shape, dtype)
     steps = jax.vmap(lambda i: jax.random.normal(
@@ -89,9 +97,9 @@ def restore(restorer: Restorer, params: dict, lq, *, mask=None, key=None, noises
     """LQ batch (NHWC, [-1, 1]) -> restored batch (NHWC, [-1, 1], clamped).
 
     `params` holds `unet` and `vq` trees; the compute dtype is the modules' `dtype`, the
-    chain state stays float32. Give either a PRNG `key` or `noises=(noise_prior,
-    noise_steps)` in latent layout. With `return_chain` it returns the unclamped decode
-    and every intermediate, named as the parity fixtures.
+    chain state stays float32. Give either a PRNG `key` (or one per example) or
+    `noises=(noise_prior, noise_steps)` in latent layout. With `return_chain` it returns the
+    unclamped decode and every intermediate, named as the parity fixtures.
     """
     lq = lq.astype(jnp.float32)
     z_y = restorer.encode(params.get("vq"), bicubic_upsample(lq, restorer.sf))

@@ -15,29 +15,11 @@ import cv2
 import numpy as np
 
 from resshift_jax import image_io
+from resshift_jax.data.degradations import degradation_for
 from resshift_jax.data.lama_aug import lama_distortions
 from resshift_jax.data.sources import make_source
 
 MAX_RETRIES = 16
-
-
-def degradation_for(data_config):
-    """The degradation callable of `data_config.type`."""
-    kind, sf, gt = data_config.type, int(data_config.get("sf", 4)), int(data_config.gt_size)
-    params = dict(data_config.get("params") or {})
-    if kind == "realesrgan":
-        from resshift_jax.data.realesrgan import RealESRGANDegradation
-        return RealESRGANDegradation(params, sf, gt)
-    if kind == "bicubic":
-        from resshift_jax.data.bicubic_sr import BicubicDegradation
-        return BicubicDegradation(params, sf, gt)
-    if kind == "inpainting":
-        from resshift_jax.data.masks import InpaintingDegradation
-        return InpaintingDegradation(params, sf, gt)
-    if kind == "gfpgan":
-        from resshift_jax.data.face import FaceDegradation
-        return FaceDegradation(params, sf, gt)
-    raise ValueError(f"unknown data type {kind!r} (realesrgan, bicubic, inpainting, gfpgan)")
 
 
 def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
@@ -76,11 +58,12 @@ def prepare_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.nda
 
 
 class TrainIterator:
-    def __init__(self, data_config, *, per_host_batch: int, seed: int, process_index: int = 0,
-                 process_count: int = 1, degradation: Optional[Callable] = None, source=None):
+    def __init__(self, data_config, *, per_host_batch: int, seed: int, sf: int = 4,
+                 process_index: int = 0, process_count: int = 1,
+                 degradation: Optional[Callable] = None, source=None):
         self.config, self.seed = data_config, int(seed)
         self.source = source if source is not None else make_source(data_config.sources)
-        self.degrade = degradation or degradation_for(data_config)
+        self.degrade = degradation or degradation_for(data_config, sf)
         self.per_host, self.p, self.hosts = per_host_batch, process_index, process_count
         self.global_batch = per_host_batch * process_count
         self.batch_index, self.skipped = 0, 0
@@ -108,8 +91,7 @@ class TrainIterator:
         else:
             raise RuntimeError(f"{MAX_RETRIES} unreadable images in a row near position {position}")
         out = self.degrade(prepare_hq(img, self.config, rng), rng)
-        names = ("hq", "lq", "mask")[:len(out)]
-        return {k: v * 2.0 - 1.0 for k, v in zip(names, out)}, attempt  # mask: {-1, 1}
+        return {k: v * 2.0 - 1.0 for k, v in out.items()}, attempt  # mask: {-1, 1}
 
     def _batch(self, index: int):
         start = index * self.global_batch + self.p
@@ -138,8 +120,10 @@ class TrainIterator:
         self.batch_index, self.skipped = int(state["batch_index"]), int(state.get("skipped", 0))
 
 
-def make_train_iterator(data_config, *, per_host_batch: int, seed: int, process_index: int = 0,
-                        process_count: int = 1, degradation=None) -> TrainIterator:
-    return TrainIterator(data_config, per_host_batch=per_host_batch, seed=seed,
+def make_train_iterator(data_config, *, per_host_batch: int, seed: int, sf: int = 4,
+                        process_index: int = 0, process_count: int = 1,
+                        degradation=None) -> TrainIterator:
+    """The training batches of `data_config` at scale `sf` (the config's top-level `sf`)."""
+    return TrainIterator(data_config, per_host_batch=per_host_batch, seed=seed, sf=sf,
                          process_index=process_index, process_count=process_count,
                          degradation=degradation)

@@ -11,20 +11,21 @@ def _by_stem(folder):
     return {p.stem: p for p in image_io.list_images(pathlib.Path(folder))} if folder else {}
 
 
-def load_val_set(val_config) -> list:
-    """[{lq, gt?, mask?}] float32 HWC in [-1, 1] (mask in {-1, 1}, 1 = to fill)."""
+def load_val_set(val_config, sf: int) -> list:
+    """[{name, lq, gt?, mask?}]: float32 HWC in [0, 1] (mask HW1 in {0, 1}, 1 = to fill), as
+    `ImageRestorer` takes them; `name` is the LQ file's name, which keys its noise."""
     kind = val_config.get("type", "folder")
     limit = int(val_config.get("max_images") or 0) or None
     if kind == "skimage":
         from resshift_jax.data.sources import SkimageSource
-        size, sf = int(val_config["gt_size"]), int(val_config["sf"])
+        size, names = int(val_config["gt_size"]), tuple(val_config["names"])
         out = []
-        for img in SkimageSource(val_config["names"]).images[:limit]:
+        for name, img in zip(names, SkimageSource(names).images[:limit]):
             h, w = img.shape[:2]
             top, left = (h - size) // 2, (w - size) // 2
             gt = img[top:top + size, left:left + size].astype(np.float32) / 255.0
-            lq = np.clip(imresize(gt, 1.0 / sf), 0, 1)
-            out.append({"lq": lq * 2 - 1, "gt": gt * 2 - 1})
+            out.append({"name": f"{name}.png", "lq": np.clip(imresize(gt, 1.0 / sf), 0, 1),
+                        "gt": gt})
         return out
     lq_dir = pathlib.Path(val_config["lq_dir"])
     if not lq_dir.is_dir():
@@ -32,10 +33,10 @@ def load_val_set(val_config) -> list:
     gts, masks = _by_stem(val_config.get("gt_dir")), _by_stem(val_config.get("mask_dir"))
     out = []
     for path in image_io.list_images(lq_dir)[:limit]:
-        item = {"lq": image_io.read_image(path)[0] * 2 - 1}
+        item = {"name": path.name, "lq": image_io.read_image(path)[0]}
         if path.stem in gts:
-            item["gt"] = image_io.read_image(gts[path.stem])[0] * 2 - 1
+            item["gt"] = image_io.read_image(gts[path.stem])[0]
         if path.stem in masks:
-            item["mask"] = image_io.read_mask(masks[path.stem])[..., None] * 2 - 1
+            item["mask"] = image_io.read_mask(masks[path.stem])[..., None]
         out.append(item)
     return out
