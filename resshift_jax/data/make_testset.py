@@ -7,7 +7,7 @@ Default, after `scripts/prepare_testing_imagenet_sr.py` (ImageNet-Test): the GT 
 shuffled by the seed (the first `--num`), each resized so its shorter side is `gt_size`
 (bilinear) and centre-cropped to gt_size x gt_size (albumentations SmallestMaxSize +
 CenterCrop, its RealESRGANDataset's 'testing' mode), then degraded with the config's data
-pipeline (`degradation_for(config.data.train)`: the training degradation, or, with
+pipeline (`degradation_for(config.data.train, config.sf)`: the training degradation, or, with
 `--imagenet_test_params`, the milder settings of its configs/degradation_testing_realesrgan.yaml).
 `--face`, after `scripts/prepare_testing_celeba_faceir.py` (CelebA-Test): GT kept as is; per
 image sf ~ U(1, 32), JPEG quality ~ U(30, 70), noise ~ U(1, 20), an anisotropic 41x41 Gaussian
@@ -85,7 +85,7 @@ def make_pair(img: np.ndarray, rng, *, degradation=None, gt_size: int = 256, fac
     if face:
         return img, face_degradation(img, rng).astype(np.float32)
     out = degradation(center_square(img, gt_size), rng)
-    return (out["hq"], out["lq"]) if isinstance(out, dict) else (out[0], out[1])
+    return out["hq"], out["lq"]
 
 
 def make_testset(gt_dir, out_dir, *, seed: int, config=None, face: bool = False,
@@ -96,12 +96,12 @@ def make_testset(gt_dir, out_dir, *, seed: int, config=None, face: bool = False,
     files = files[:num] if num else files
     degradation, gt_size = None, 0
     if not face:
-        from resshift_jax.data.pipeline import degradation_for
+        from resshift_jax.data.degradations import degradation_for
         data = config.data.train
         if imagenet_test_params:
             data = data.copy_and_resolve_references()
             data.params = dict(IMAGENET_TEST_PARAMS)
-        degradation, gt_size = degradation_for(data), int(data.gt_size)
+        degradation, gt_size = degradation_for(data, config.sf), int(data.gt_size)
     out_dir, problems = Path(out_dir), []
     for rank, path in enumerate(files):
         try:
