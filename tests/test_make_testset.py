@@ -60,3 +60,17 @@ def test_unreadable_gt_is_reported_and_skipped(gt_dir, tmp_path):
     problems = make_testset.make_testset(gt_dir, tmp_path / "o", seed=1, face=True)
     assert len(problems) == 1 and "broken.png" in problems[0]
     assert len(list((tmp_path / "o" / "lq").glob("*.png"))) == 3
+
+
+def test_demo_validation_is_held_out_photos_degraded_like_training_at_a_fixed_seed():
+    from configs.demo import TRAIN_PHOTOS, get_config
+    from resshift_jax.data.val import load_val_set
+    config = get_config()
+    assert not set(config.data.val.names) & set(TRAIN_PHOTOS)
+    first = load_val_set(config.data.val, config.sf, config.data.train)
+    again = load_val_set(config.data.val, config.sf, config.data.train)
+    assert len(first) == 2 * 4 and first[0]["gt"].shape == (128, 128, 3)
+    assert first[0]["lq"].shape == (32, 32, 3)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a["lq"], b["lq"])
+    assert not np.array_equal(first[0]["lq"], first[1]["lq"])

@@ -55,11 +55,12 @@ def load_config(path: str):
     return module.get_config(arg) if arg else module.get_config()
 
 
-def center_square(img: np.ndarray, size: int) -> np.ndarray:
-    """Shorter side to `size` (cv2 bilinear, sizes rounded), then the centred size x size crop."""
+def center_square(img: np.ndarray, size: int, resize: bool = True) -> np.ndarray:
+    """Shorter side to `size` (cv2 bilinear, sizes rounded; unless not `resize`), then the
+    centred size x size crop."""
     h, w = img.shape[:2]
     scale = size / float(min(h, w))
-    if scale != 1.0:
+    if resize and scale != 1.0:
         img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
         h, w = img.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
@@ -80,12 +81,31 @@ def face_degradation(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.round(lq * 255.0), 0, 255) / 255.0
 
 
-def make_pair(img: np.ndarray, rng, *, degradation=None, gt_size: int = 256, face: bool = False):
+def make_pair(img: np.ndarray, rng, *, degradation=None, gt_size: int = 256, face: bool = False,
+              resize: bool = True):
     """(gt, lq) float32 HWC in [0, 1] for one GT image."""
     if face:
         return img, face_degradation(img, rng).astype(np.float32)
-    out = degradation(center_square(img, gt_size), rng)
+    out = degradation(center_square(img, gt_size, resize), rng)
     return out["hq"], out["lq"]
+
+
+def degraded_crops(images, names, degradation, *, gt_size: int, grid: int, seed: int) -> list:
+    """[{name, lq, gt}]: the centred grid x grid block of gt_size crops of each uint8 photo, at
+    its own scale, each degraded like make_testset's images, from (seed, rank)."""
+    out = []
+    for image, name in zip(images, names):
+        h, w = image.shape[:2]
+        top, left = (h - grid * gt_size) // 2, (w - grid * gt_size) // 2
+        if top < 0 or left < 0:
+            raise ValueError(f"{name}: {w}x{h} is smaller than {grid}x{grid} crops of {gt_size}")
+        for i in range(grid * grid):
+            y, x = top + (i // grid) * gt_size, left + (i % grid) * gt_size
+            crop = image[y:y + gt_size, x:x + gt_size].astype(np.float32) / 255.0
+            gt, lq = make_pair(crop, np.random.default_rng([seed, len(out)]),
+                               degradation=degradation, gt_size=gt_size, resize=False)
+            out.append({"name": f"{name}_{i}.png", "lq": lq, "gt": gt})
+    return out
 
 
 def make_testset(gt_dir, out_dir, *, seed: int, config=None, face: bool = False,
