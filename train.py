@@ -38,12 +38,20 @@ def run(config, workdir: str, weights_dir: str = "./weights"):
         config.data.train, per_host_batch=int(config.train.batch) // jax.process_count(),
         seed=int(config.train.seed), sf=int(config.sf), process_index=jax.process_index(),
         process_count=jax.process_count())
-    eval_fn = None
+    eval_fn, last = None, {}
     if config.data.get("val") is not None:
-        eval_fn = experiment.make_eval_fn(config, frozen, load_val_set(config.data.val,
-                                                                       int(config.sf)))
-    return train_and_evaluate(config, workdir, init_params=init_params, loss_fn=loss_fn,
-                              data_iterator=data, frozen=frozen, eval_fn=eval_fn)
+        scores = experiment.make_eval_fn(config, frozen, load_val_set(
+            config.data.val, int(config.sf), config.data.train))
+
+        def eval_fn(params, step):
+            last.clear()
+            last.update(scores(params, step))
+            return dict(last)
+    state = train_and_evaluate(config, workdir, init_params=init_params, loss_fn=loss_fn,
+                               data_iterator=data, frozen=frozen, eval_fn=eval_fn)
+    if last and jax.process_index() == 0:
+        print(f"validation, last step:\n{experiment.format_val_comparison(last)}")
+    return state
 
 
 class _QuietOrbax:

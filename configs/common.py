@@ -68,7 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(
         lr=5e-5, lr_min=2e-5, lr_schedule="cosin", warmup_iterations=5000, iterations=400000,
         batch=96, microbatch=12, ema_rate=0.999, weight_decay=0.0, grad_clip=None,
-        loss_coef=dict(mse=1.0, lpips=1.0), lpips_vgg=None, lpips_lin=None, save_freq=10000,
+        loss_coef=dict(mse=1.0, lpips=1.0), lpips_vgg=None, lpips_lin=None, val_lpips="", save_freq=10000,
         log_freq=200, val_freq=10000, keep_checkpoints=3, seed=123456,
         compute_dtype="bfloat16", max_nonfinite_steps=100, use_ema_val=True, fsdp=False, fsdp_min_size=2 ** 14))
     c.sample = ml_collections.ConfigDict(dict(

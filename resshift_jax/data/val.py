@@ -1,4 +1,6 @@
-"""Validation sets: LQ folders (with optional GT and masks), or degraded bundled photographs.
+"""Validation sets: LQ folders (with optional GT and masks), or degraded bundled photographs:
+"skimage" (clean MATLAB-bicubic LQ) or "degraded" (the training degradation at a fixed seed,
+as `make_testset` degrades a test set).
 
 A file of a folder set that cannot be read (corrupt, truncated, over `image_io.MAX_PIXELS`)
 drops its example with a warning naming it; a set left empty is an error.
@@ -38,11 +40,22 @@ def _example(path, gts, masks) -> dict:
     return item
 
 
-def load_val_set(val_config, sf: int) -> list:
+def load_val_set(val_config, sf: int, train_data=None) -> list:
     """[{name, lq, gt?, mask?}]: float32 HWC in [0, 1] (mask HW1 in {0, 1}, 1 = to fill), as
-    `ImageRestorer` takes them; `name` is the LQ file's name, which keys its noise."""
+    `ImageRestorer` takes them; `name` is the LQ file's name, which keys its noise.
+    `train_data` (config.data.train) is the degradation of type "degraded"."""
     kind = val_config.get("type", "folder")
     limit = int(val_config.get("max_images") or 0) or None
+    if kind == "degraded":
+        from resshift_jax.data.degradations import degradation_for
+        from resshift_jax.data.make_testset import degraded_crops
+        from resshift_jax.data.sources import SkimageSource
+        if train_data is None:
+            raise ValueError("validation type 'degraded' needs the training data config")
+        names = tuple(val_config["names"])
+        return degraded_crops(SkimageSource(names).images, names, degradation_for(train_data, sf),
+                              gt_size=int(val_config["gt_size"]), grid=int(val_config.get("grid", 1)),
+                              seed=int(val_config.get("seed", 0)))[:limit]
     if kind == "skimage":
         return _skimage_set(val_config, sf, limit)
     lq_dir = pathlib.Path(val_config["lq_dir"])

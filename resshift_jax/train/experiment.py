@@ -92,18 +92,32 @@ def restore_val_set(image_restorer, val_set: list) -> list:
     return out
 
 
+def _val_lpips(config, frozen: dict):
+    """(module, params) scoring validation LPIPS: pyiqa's LPIPS-AlexNet file named by
+    `train.val_lpips` (the papers' LPIPS), else the training loss's LPIPS-VGG, else None."""
+    path = config.train.get("val_lpips")
+    if path:
+        from resshift_jax.convert.lpips import load_lpips
+        return load_lpips(path, None, net="alex")
+    net = lpips_module(config)
+    return (net, frozen["lpips"]) if net is not None else None
+
+
 def make_eval_fn(config, frozen: dict, val_set: list, *, max_grid: int = 4):
     """eval_fn(unet_params, step) -> PSNR/SSIM (Y channel) and LPIPS of restored val images,
-    next to bicubic upsampling's PSNR, and a grid LQ (upsampled) | restored | GT."""
+    each next to bicubic upsampling's, and a grid LQ (upsampled) | restored | GT."""
     restorer = builder.restorer_from_config(config, jnp.float32)
     vq = {"vq": frozen["vq"]} if "vq" in frozen else {}
     image_restorer = builder.image_restorer(config, restorer, vq)
-    lpips_net = lpips_module(config)
+    lpips = _val_lpips(config, frozen)
+    lpips_fn = None if lpips is None else jax.jit(
+        lambda x, y: lpips[0].apply({"params": lpips[1]}, x * 2 - 1, y * 2 - 1))
 
     def eval_fn(unet_params, step):
         del step
         image_restorer.params = {"unet": unet_params, **vq}
-        scores = {"psnr_y": [], "ssim_y": [], "lpips": [], "psnr_y_bicubic": []}
+        scores = {k: [] for k in ("psnr_y", "ssim_y", "lpips", "psnr_y_bicubic",
+                                  "ssim_y_bicubic", "lpips_bicubic")}
         rows = []
         for i, (example, sr) in enumerate(zip(val_set, restore_val_set(image_restorer, val_set))):
             upsampled = np.asarray(bicubic_upsample(jnp.asarray(example["lq"][None]) * 2 - 1,
@@ -111,14 +125,13 @@ def make_eval_fn(config, frozen: dict, val_set: list, *, max_grid: int = 4):
             row = [_to_uint8(upsampled), _to_uint8(sr)]
             if example.get("gt") is not None:
                 gt = _to_uint8(example["gt"])
-                scores["psnr_y"].append(metrics.psnr(row[1], gt, crop_border=0, y_channel=True))
-                scores["ssim_y"].append(metrics.ssim(row[1], gt, crop_border=0, y_channel=True))
-                scores["psnr_y_bicubic"].append(metrics.psnr(row[0], gt, crop_border=0,
-                                                             y_channel=True))
-                if lpips_net is not None:
-                    scores["lpips"].append(float(lpips_net.apply(
-                        {"params": frozen["lpips"]}, jnp.asarray(sr[None]) * 2 - 1,
-                        jnp.asarray(example["gt"][None]) * 2 - 1)[0]))
+                for suffix, image in (("", row[1]), ("_bicubic", row[0])):
+                    scores["psnr_y" + suffix].append(metrics.psnr(image, gt, 0, y_channel=True))
+                    scores["ssim_y" + suffix].append(metrics.ssim(image, gt, 0, y_channel=True))
+                    if lpips_fn is not None:
+                        scores["lpips" + suffix].append(float(lpips_fn(
+                            jnp.asarray(image[None] / 255.0, jnp.float32),
+                            jnp.asarray(gt[None] / 255.0, jnp.float32))[0]))
                 row.append(gt)
             if i < max_grid:
                 rows.append(np.concatenate(row, axis=1))
@@ -128,3 +141,13 @@ def make_eval_fn(config, frozen: dict, val_set: list, *, max_grid: int = 4):
         return out
 
     return eval_fn
+
+
+def format_val_comparison(results: dict) -> str:
+    """The last validation's scores, restored next to bicubic, as a small table."""
+    lines = ["| | PSNR-Y | SSIM-Y | LPIPS |", "|---|---|---|---|"]
+    for label, suffix in (("ours", ""), ("bicubic", "_bicubic")):
+        cells = [results.get(f"val/{k}{suffix}") for k in ("psnr_y", "ssim_y", "lpips")]
+        lines.append(f"| {label} | " + " | ".join("-" if c is None else f"{c:.4f}" for c in cells)
+                     + " |")
+    return "\n".join(lines)
