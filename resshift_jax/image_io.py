@@ -34,11 +34,16 @@ _WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide sta
 
 
 class ImageReadError(ValueError):
-    """An input that cannot be used as an image; `str()` is "origin: reason", one line."""
+    """An input that cannot be used as an image; `str()` is "origin: reason", one line.
 
-    def __init__(self, origin, reason: str):
+    Raised as `ImageReadError(origin, reason)`, or with the whole message alone.
+    """
+
+    def __init__(self, origin, reason: Optional[str] = None):
+        if reason is None:
+            origin, _, reason = str(origin).partition(": ")
         self.origin, self.reason = str(origin), reason
-        super().__init__(f"{origin}: {reason}")
+        super().__init__(f"{origin}: {reason}" if reason else origin)
 
 
 class ImageTooLarge(ImageReadError):

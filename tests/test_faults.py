@@ -5,6 +5,7 @@ One `sample.py` run (tiny fixture model) over a folder of every kind of awkward 
 (failed batches, failed writes, oversized single inputs) are checked in process.
 """
 import io
+import json
 import os
 import pathlib
 import subprocess
@@ -237,3 +238,18 @@ def test_results_under_the_input_folder_are_not_inputs(tmp_path):
     again = sample_job.plan_job(opts, sf=4, needs_mask=False)
     assert [j.src.name for j in again] == ["0.png", "1.png"]
     assert all(j.dst.exists() for j in again)
+
+
+def test_evaluation_reports_each_bad_file_and_scores_the_rest(awkward, tmp_path, capsys):
+    from resshift_jax import evaluate
+    base, good, bad = awkward
+    out_json = tmp_path / "scores.json"
+    rc = evaluate.main(["--pred", str(base / "in"), "--gt", str(base / "in"), "--metrics", "psnr",
+                        "--json", str(out_json), "--no_progress"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in captured.out + captured.err
+    for name in bad - JOB_ONLY_BAD:
+        assert f"{base / 'in' / name}: " in captured.err, name
+    report = json.loads(out_json.read_text())
+    assert len(report["images"]) == len(good) + len(JOB_ONLY_BAD)
+    assert len(report["problems"]) == len(bad - JOB_ONLY_BAD)

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image
 
-from resshift_jax.image_io import ImageReadError, list_images, read_image
+from resshift_jax.image_io import ImageReadError, list_images, probe, read_image
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,11 +56,11 @@ def pair_files(pred_dir, gt_dir=None) -> tuple[list, list]:
 
 
 def image_size(path) -> Optional[tuple]:
-    """(h, w) from the file header, or None when the header cannot be read."""
+    """(h, w) from the file header, or None when it cannot be read or is over the size
+    limit (the image is then reported by name when it is read)."""
     try:
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except (OSError, ValueError, SyntaxError):
+        return probe(path)[:2]
+    except ImageReadError:
         return None
 
 
