@@ -11,21 +11,12 @@ and converted once. Every argument problem is reported before any work starts; a
 that cannot be read is reported and skipped, and the exit status is then 1.
 """
 import dataclasses
-import importlib
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from configs.common import chop_geometry
-
-TASK_CONFIGS = {
-    ("realsr", "v1"): ("realsr_v1", None), ("realsr", "v2"): ("realsr_v1", "v2"),
-    ("realsr", "v3"): ("realsr_v3", None), ("realsr", "sinsr"): ("sinsr_v1", None),
-    "bicsr": ("bicsr", None),
-    "inpaint_imagenet": ("inpaint_imagenet", None), "inpaint_face": ("inpaint_face", None),
-    "faceir": ("faceir", None),
-}
+from resshift_jax import releases
 
 config_flags.DEFINE_config_file(
     "config", None, "configs/*.py of the model; default: chosen by --task/--version.",
@@ -34,9 +25,8 @@ flags.DEFINE_string("in_path", None, "input image or folder (recursive)", short_
 flags.DEFINE_string("out_path", "./results", "output folder (PNG, named like the inputs)",
                     short_name="o")
 flags.DEFINE_string("mask_path", None, "mask file or folder (inpainting: 1/white = fill)")
-flags.DEFINE_enum("task", "realsr", ["realsr", "bicsr", "inpaint_imagenet", "inpaint_face",
-                                     "faceir"], "restoration task (released models)")
-flags.DEFINE_enum("version", "v1", ["v1", "v2", "v3", "sinsr"],
+flags.DEFINE_enum("task", "realsr", list(releases.TASKS), "restoration task (released models)")
+flags.DEFINE_enum("version", "v1", list(releases.REALSR_VERSIONS),
                   "realsr release (v1/v2: 15 steps, v3: 4, sinsr: SinSR's one-step student); "
                   "absl keeps -v for verbosity")
 flags.DEFINE_enum("sampler", None, ["ddpm", "ddim", "onestep"],
@@ -54,8 +44,9 @@ flags.DEFINE_enum("blend", None, ["gaussian", "average"],
                   "tile blending; 'average' reproduces the reference exactly (default: gaussian)")
 flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
                   "compute dtype, parameters stay float32 (default the config's: float32)")
-flags.DEFINE_string("unet_ckpt", None, "UNet weights (.pth or converted .safetensors)")
-flags.DEFINE_string("vq_ckpt", None, "autoencoder weights (.pth or converted .safetensors)")
+flags.DEFINE_string("unet_ckpt", None, "UNet weights: a released name, a .pth or converted "
+                    ".safetensors file, or a training workdir (its latest EMA weights)")
+flags.DEFINE_string("vq_ckpt", None, "autoencoder weights: a released name, .pth or .safetensors")
 flags.DEFINE_string("weights_dir", "./weights", "where released weights are kept / downloaded")
 flags.DEFINE_string("compilation_cache", None,
                     "persistent XLA compilation cache folder (a second run does not recompile)")
@@ -65,15 +56,9 @@ flags.DEFINE_float("max_output_megapixels", 256.0, "refuse images whose output i
 FLAGS = flags.FLAGS
 
 
-def task_config(task: str, version: str):
-    """The config of a released model, as `inference_resshift.py` picks its yaml."""
-    name, arg = TASK_CONFIGS[(task, version) if task == "realsr" else task]
-    module = importlib.import_module(f"configs.{name}")
-    return module.get_config(arg) if arg else module.get_config()
-
-
 def main(argv):
     del argv
+    sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid text
     if not FLAGS.in_path:
         raise app.UsageError("give the input image or folder with -i/--in_path")
     if FLAGS.compilation_cache:
@@ -83,13 +68,11 @@ def main(argv):
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     import jax.numpy as jnp
 
-    from resshift_jax import sample_job
-    from resshift_jax.convert.pth import CheckpointError
-    from resshift_jax.inference import ImageRestorer, build_restorer
-    from resshift_jax.weights import WeightsError
+    from resshift_jax import builder, sample_job
+    from resshift_jax.weights import CheckpointError, WeightsError
 
-    config = FLAGS.config or task_config(FLAGS.task, FLAGS.version)
-    sampler = FLAGS.sampler or config.sample.get("sampler", "ddpm")
+    config = FLAGS.config or releases.release(FLAGS.task, FLAGS.version).get_config()
+    sampler = FLAGS.sampler or builder.sampler_of(config)
     if FLAGS.steps is not None:
         if sampler == "onestep" or not 1 <= FLAGS.steps <= int(config.diffusion.steps):
             print(f"error: --steps {FLAGS.steps}: give 1..{config.diffusion.steps} steps, with "
@@ -102,9 +85,7 @@ def main(argv):
               "--config configs/realsr_x2.py with your --unet_ckpt", file=sys.stderr)
         return 2
     needs_mask = bool(config.model.get("cond_mask", False))
-    chop_size, chop_stride = chop_geometry(
-        config.sample.chop_size if FLAGS.chop_size is None else FLAGS.chop_size,
-        config.sample.chop_stride if FLAGS.chop_stride is None else FLAGS.chop_stride, sf)
+    chop_size, chop_stride = builder.tile_geometry(config, FLAGS.chop_size, FLAGS.chop_stride)
     blend = FLAGS.blend or config.sample.blend
     dtype = FLAGS.dtype or config.sample.compute_dtype
     opts = sample_job.JobOptions(
@@ -114,20 +95,18 @@ def main(argv):
         overwrite=FLAGS.overwrite, max_output_megapixels=FLAGS.max_output_megapixels)
     try:
         jobs = sample_job.plan_job(opts, sf=sf, needs_mask=needs_mask)
-        restorer, params = build_restorer(
-            config, unet_ckpt=FLAGS.unet_ckpt or config.sample.unet_weights,
-            vq_ckpt=FLAGS.vq_ckpt or config.sample.get("vq_weights"),
-            weights_dir=FLAGS.weights_dir, dtype=getattr(jnp, dtype))
+        restorer, params = builder.build_restorer(
+            config, dtype=getattr(jnp, dtype), unet_ckpt=FLAGS.unet_ckpt, vq_ckpt=FLAGS.vq_ckpt,
+            weights_dir=FLAGS.weights_dir)
     except (sample_job.JobError, CheckpointError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     restorer = dataclasses.replace(restorer, sampler=sampler)
     print(f"{len(jobs)} images, x{sf}, {restorer.num_steps} {sampler} steps, "
           f"tiles {chop_size}/{chop_stride} LQ px, {dtype}", file=sys.stderr)
-    image_restorer = ImageRestorer(
-        restorer, params, lq_size=int(config.sample.get("padding_offset") or config.model.lq_size),
-        chop_size=chop_size, chop_stride=chop_stride, chop_bs=FLAGS.chop_bs, blend=blend,
-        seed=opts.seed, mask_back=bool(config.sample.get("mask_back", needs_mask)))
+    image_restorer = builder.image_restorer(
+        config, restorer, params, chop_size=FLAGS.chop_size, chop_stride=FLAGS.chop_stride,
+        chop_bs=FLAGS.chop_bs, blend=blend, seed=opts.seed)
     summary = sample_job.run_job(image_restorer, opts, jobs)
     for failure in summary.failures:
         print(f"failed: {failure}", file=sys.stderr)

@@ -6,7 +6,6 @@ Any config field can be overridden, e.g. `--config.train.batch=32`. The run resu
 the latest checkpoint in DIR; on a TPU pod or multi-host GPU cluster start the same command
 on every host (with --multihost), each host feeding its own slice of the global batch.
 """
-import dataclasses
 import sys
 
 from absl import app, flags, logging
@@ -15,7 +14,7 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file("config", None, "configs/*.py experiment", lock_config=True)
 flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard logs and samples go here")
 flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize() (one process per host)")
-flags.DEFINE_string("weights_dir", "./weights", "where released autoencoder weights are kept")
+flags.DEFINE_string("weights_dir", "./weights", "where released weights are kept / downloaded")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -25,34 +24,40 @@ def run(config, workdir: str, weights_dir: str = "./weights"):
     import jax
     import jax.numpy as jnp
 
+    from resshift_jax.builder import restorer_from_config
     from resshift_jax.data.pipeline import make_train_iterator
     from resshift_jax.data.val import load_val_set
     from resshift_jax.train import experiment
     from resshift_jax.train.loop import train_and_evaluate
 
     dtype = getattr(jnp, config.train.get("compute_dtype", "float32"))
-    restorer = experiment.build_restorer(config, dtype)
+    restorer = restorer_from_config(config, dtype)
     frozen = experiment.load_frozen(config, restorer, weights_dir)
     if config.get("distill") is not None:  # SinSR: the teacher joins the frozen params
         from resshift_jax.train import distill
         init_params, frozen, loss_fn = distill.setup(config, restorer, frozen, weights_dir)
     else:
-        init_params = experiment.init_unet_params(config, restorer,
-                                                  jax.random.key(int(config.train.seed)))
+        key = jax.random.key(int(config.train.seed))
+        init_params = experiment.init_unet_params(config, restorer, key, weights_dir)
         loss_fn = experiment.make_experiment_loss(config, restorer, dtype)
     data = make_train_iterator(
         config.data.train, per_host_batch=int(config.train.batch) // jax.process_count(),
-        seed=int(config.train.seed), process_index=jax.process_index(),
+        seed=int(config.train.seed), sf=int(config.sf), process_index=jax.process_index(),
         process_count=jax.process_count())
-    eval_fn = None
+    eval_fn, last = None, {}
     if config.data.get("val") is not None:
-        val_set = load_val_set(config.data.val)
-        val_restorer = dataclasses.replace(experiment.build_restorer(config, jnp.float32),
-                                           sampler=config.sample.get("sampler", "ddpm"))
-        eval_fn = experiment.make_eval_fn(config, val_restorer, frozen, val_set,
-                                          seed=int(config.train.seed))
-    return train_and_evaluate(config, workdir, init_params=init_params, loss_fn=loss_fn,
-                              data_iterator=data, frozen=frozen, eval_fn=eval_fn)
+        scores = experiment.make_eval_fn(config, frozen, load_val_set(
+            config.data.val, int(config.sf), config.data.train))
+
+        def eval_fn(params, step):
+            last.clear()
+            last.update(scores(params, step))
+            return dict(last)
+    state = train_and_evaluate(config, workdir, init_params=init_params, loss_fn=loss_fn,
+                               data_iterator=data, frozen=frozen, eval_fn=eval_fn)
+    if last and jax.process_index() == 0:
+        print(f"validation, last step:\n{experiment.format_val_comparison(last)}")
+    return state
 
 
 class _QuietOrbax:
@@ -69,7 +74,7 @@ def main(argv):
         import jax
         jax.distributed.initialize()
     from resshift_jax.train.experiment import SetupError
-    from resshift_jax.train.sharding import BatchError
+    from resshift_jax.sharding import BatchError
     try:
         run(FLAGS.config, FLAGS.workdir, FLAGS.weights_dir)
     except (SetupError, BatchError) as e:

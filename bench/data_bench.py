@@ -31,12 +31,13 @@ def main():
     parser.add_argument("--step_images_per_s", type=float, default=None,
                         help="a training step's images/s, to size the worker pool")
     args = parser.parse_args()
-    data = load_config(args.config).data.train
+    config = load_config(args.config)
+    data = config.data.train
     data.sources = ({"type": "skimage", "names": ("astronaut", "coffee", "chelsea", "rocket",
                                                   "immunohistochemistry", "retina")},)
     for workers in map(int, args.workers.split(",")):
         data.num_workers = workers
-        it = make_train_iterator(data, per_host_batch=8, seed=0)
+        it = make_train_iterator(data, per_host_batch=8, seed=0, sf=int(config.sf))
         next(it)  # warm-up
         start = time.perf_counter()
         for _ in range(max(1, args.examples // 8)):

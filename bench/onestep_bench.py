@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from bench.common import machine, median_time, released_params
 from configs import realsr_v1, realsr_v3
-from resshift_jax import diffusion
+from resshift_jax.builder import schedule_from_config
 from resshift_jax.convert.loading import build_model
 from resshift_jax.sampling import Restorer, make_restore_fn
 
@@ -50,7 +50,7 @@ def main():
     print(f"{'chain':18s} {'UNet calls':>10s} {'s/batch':>9s} {'img/s':>8s} {'vs onestep':>10s}")
     rows = []
     for name, config, sampler in ROWS:
-        schedule = diffusion.make_schedule(**config.get_config().diffusion.to_dict())
+        schedule = schedule_from_config(config.get_config())
         restorer = dataclasses.replace(Restorer(unet=unet, vq=vq, schedule=schedule, sf=4),
                                        sampler=sampler)
         fn = make_restore_fn(restorer)

@@ -13,30 +13,20 @@ import json
 import jax
 import jax.numpy as jnp
 
-from bench.common import add_reference_args, machine, median_time, released_params, run_reference
-from resshift_jax import diffusion
-from resshift_jax.convert.loading import build_model
-from resshift_jax.sampling import Restorer, make_restore_fn
+from bench.common import add_reference_args, machine, median_time, run_reference
+from configs.realsr_v3 import get_config
+from resshift_jax.builder import random_params, restorer_from_config
+from resshift_jax.sampling import make_restore_fn
 
-V3_DIFFUSION = dict(sf=4, schedule_name="exponential", schedule_kwargs={"power": 0.3},
-                    etas_end=0.99, steps=4, min_noise_level=0.2, kappa=2.0, weighted_mse=False,
-                    predict_type="xstart", timestep_respacing=None, scale_factor=1.0,
-                    normalize_input=True, latent_flag=True)
 TFLOP_PER_IMAGE = 1.42
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
 
 def chain_time(batch: int, size: int, dtype, iters: int) -> float:
-    unet = build_model("unet", released_params("resshift_realsrx4_s4_v3.pth"), dtype=dtype)
-    vq = build_model("vq", released_params("autoencoder_vq_f4.pth"), dtype=dtype)
+    restorer = restorer_from_config(get_config(), dtype)  # the released v3 sizes
     key = jax.random.key(0)
     lq = jax.random.uniform(key, (batch, size, size, 3), minval=-1, maxval=1)
-    params = {
-        "vq": jax.jit(vq.init)(key, jnp.zeros((1, 4 * size, 4 * size, 3)))["params"],
-        "unet": jax.jit(unet.init)(key, jnp.zeros((1, size, size, 3)), jnp.zeros((1,), jnp.int32),
-                                   lq[:1])["params"],
-    }
-    restorer = Restorer(unet=unet, vq=vq, schedule=diffusion.make_schedule(**V3_DIFFUSION), sf=4)
+    params = random_params(restorer, key)
     fn = make_restore_fn(restorer)
     return median_time(lambda: fn(params, lq, None, key).block_until_ready(), iters=iters)
 

@@ -14,13 +14,11 @@ import json
 import jax
 import jax.numpy as jnp
 
-from bench.common import add_reference_args, machine, median_time, released_params, run_reference
-from bench.sample_bench import V3_DIFFUSION, peak_fraction
-from resshift_jax import diffusion
-from resshift_jax.convert.loading import build_model
+from bench.common import add_reference_args, machine, median_time, run_reference
+from bench.sample_bench import peak_fraction
+from resshift_jax import sharding
+from resshift_jax.builder import random_params, restorer_from_config
 from resshift_jax.models.lpips import LPIPS
-from resshift_jax.sampling import Restorer
-from resshift_jax.train import sharding
 from resshift_jax.train.objective import make_loss_fn
 from resshift_jax.train.optim import make_optimizer
 from resshift_jax.train.state import create_state
@@ -32,17 +30,14 @@ TRAIN_TFLOP_PER_IMAGE = 3 * 0.101 + 0.345 * 2 + 0.671 * 3  # UNet fwd+bwd, 2 enc
 
 def jax_step_time(batch: int, dtype, iters: int) -> float:
     config = get_config()
-    unet = build_model("unet", released_params("resshift_realsrx4_s4_v3.pth"), dtype=dtype)
-    vq = build_model("vq", released_params("autoencoder_vq_f4.pth"), dtype=dtype)
+    restorer = restorer_from_config(config, dtype)  # the released v3 sizes
     lpips = LPIPS(dtype=dtype)
     key = jax.random.key(0)
     hq = jax.random.uniform(key, (batch, 256, 256, 3), minval=-1, maxval=1)
     lq = jax.random.uniform(key, (batch, 64, 64, 3), minval=-1, maxval=1)
-    frozen = {"vq": jax.jit(vq.init)(key, hq[:1])["params"],
-              "lpips": jax.jit(lpips.init)(key, hq[:1], hq[:1])["params"]}
-    params = jax.jit(unet.init)(key, jnp.zeros((1, 64, 64, 3)), jnp.zeros((1,), jnp.int32),
-                                lq[:1])["params"]
-    restorer = Restorer(unet=unet, vq=vq, schedule=diffusion.make_schedule(**V3_DIFFUSION), sf=4)
+    initial = random_params(restorer, key)
+    frozen = {"vq": initial["vq"], "lpips": jax.jit(lpips.init)(key, hq[:1], hq[:1])["params"]}
+    params = initial["unet"]
     loss = make_loss_fn(restorer, mse_coef=1.0, lpips_coef=1.0, lpips_module=lpips)
     optimizer = make_optimizer(config.train)
     mesh = sharding.make_mesh()

@@ -7,7 +7,6 @@ from configs.common import base_config
 
 def get_config():
     c = base_config()
-    c.task = "bicsr"
     c.data.train.type = "bicubic"
     # degrade_kwargs: shortest side resized to 256 then a random 256 crop (our rescale_gt),
     # then one of the 8 flips/rotations (pass_aug False: our use_hflip + use_rot).

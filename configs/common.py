@@ -23,7 +23,7 @@ VQ_F8_FACE = dict(embed_dim=8, n_embed=4096, ddconfig=dict(
     padding_mode="zeros"))
 
 V3_DIFFUSION = dict(
-    sf=4, schedule_name="exponential", schedule_kwargs=dict(power=0.3), etas_end=0.99, steps=4,
+    schedule_name="exponential", schedule_kwargs=dict(power=0.3), etas_end=0.99, steps=4,
     min_noise_level=0.2, kappa=2.0, weighted_mse=False, predict_type="xstart",
     timestep_respacing=None, scale_factor=1.0, normalize_input=True, latent_flag=True)
 
@@ -48,38 +48,19 @@ REALESRGAN = dict(
     jpeg_range2=(30, 95), resize_back=False, use_sharp=False)
 
 
-def chop_geometry(chop_size: int, chop_stride: int, sf: int):
-    """(tile size, stride) in LQ pixels by the reference's rule (inference_resshift.py).
-
-    Default strides leave an overlap of 1/8 of the tile; both are scaled by 4 // sf, so
-    x1 tasks (inpainting, face restoration) tile at 4x the size.
-    """
-    factor = max(4 // sf, 1)
-    if chop_stride < 0:
-        overlaps = {512: 64, 256: 32, 64: 16}
-        if chop_size not in overlaps:
-            raise ValueError(f"chop_size {chop_size}: give --chop_stride too (the reference's "
-                             f"default strides exist for {sorted(overlaps)})")
-        chop_stride = (chop_size - overlaps[chop_size]) * factor
-    else:
-        chop_stride *= factor
-    return chop_size * factor, chop_stride
-
-
 def base_config() -> ml_collections.ConfigDict:
     """The v3 (journal) real-world x4 recipe; other configs change what differs."""
     c = ml_collections.ConfigDict()
-    c.task = "realsr"
-    c.sf = 4
+    c.sf = 4  # the scale factor, for the schedule, the data and sampling alike
     c.model = dict(V3_UNET)
     c.model_ckpt = None
-    c.autoencoder = ml_collections.ConfigDict(dict(params=VQ_F4, ckpt=None, use_fp16=True))
+    c.autoencoder = ml_collections.ConfigDict(dict(params=VQ_F4, ckpt="vqgan"))
     c.diffusion = dict(V3_DIFFUSION)
     c.data = ml_collections.ConfigDict()
     c.data.train = ml_collections.ConfigDict(dict(
         type="realesrgan", sources=({"type": "folder", "root": "data/train"},),
         gt_size=256, crop_pad_size=300, use_hflip=True, use_rot=False, rescale_gt=True,
-        transform_type="crop", params=dict(REALESRGAN), num_workers=6, prefetch=2, sf=4))
+        transform_type="crop", params=dict(REALESRGAN), num_workers=6, prefetch=2))
     c.data.device_prefetch = 2  # global batches built ahead of the step, in a thread
     c.data.val = ml_collections.ConfigDict(dict(
         type="folder", lq_dir="testdata/Val_SR/lq", gt_dir="testdata/Val_SR/gt", mask_dir=None,
@@ -87,12 +68,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(
         lr=5e-5, lr_min=2e-5, lr_schedule="cosin", warmup_iterations=5000, iterations=400000,
         batch=96, microbatch=12, ema_rate=0.999, weight_decay=0.0, grad_clip=None,
-        loss_coef=dict(mse=1.0, lpips=1.0), lpips_vgg=None, lpips_lin=None, save_freq=10000,
+        loss_coef=dict(mse=1.0, lpips=1.0), lpips_vgg=None, lpips_lin=None, val_lpips="", save_freq=10000,
         log_freq=200, val_freq=10000, keep_checkpoints=3, seed=123456,
-        compute_dtype="bfloat16", max_nonfinite_steps=100, use_ema_val=True, val_y_channel=True,
-        fsdp=False, fsdp_min_size=2 ** 14))
+        compute_dtype="bfloat16", max_nonfinite_steps=100, use_ema_val=True, fsdp=False, fsdp_min_size=2 ** 14))
     c.sample = ml_collections.ConfigDict(dict(
-        seed=12345, bs=1, chop_size=512, chop_stride=-1, chop_bs=1, padding_offset=64,
-        mask_back=False, compute_dtype="float32", blend="gaussian", unet_weights="v3",
-        vq_weights="vqgan"))
+        seed=12345, chop_size=512, chop_stride=-1, padding_offset=64, mask_back=False,
+        compute_dtype="float32", blend="gaussian", unet_weights="v3"))
     return c

@@ -12,5 +12,6 @@ def get_config():
                              crop_pad_size=256))
     c.data.val.update(dict(lq_dir="testdata/inpainting/face/lq", gt_dir="testdata/inpainting/face/hq",
                            mask_dir="testdata/inpainting/face/mask"))
-    c.sample.update(dict(unet_weights="inpaint_face", vq_weights="vqgan_face256"))
+    c.autoencoder.ckpt = "vqgan_face256"
+    c.sample.unet_weights = "inpaint_face"
     return c

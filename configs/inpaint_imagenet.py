@@ -16,12 +16,10 @@ MASKS = dict(
 
 def get_config():
     c = base_config()
-    c.task = "inpaint"
     c.sf = 1
-    c.diffusion.sf = 1
     c.model.cond_mask = True
     c.model.lq_size = 256
-    c.data.train.update(dict(type="inpainting", params=dict(mask_kwargs=MASKS), sf=1,
+    c.data.train.update(dict(type="inpainting", params=dict(mask_kwargs=MASKS),
                              gt_size=256, transform_type="lama_distortions"))
     c.data.val.update(dict(lq_dir="testdata/inpainting/imagenet/lq",
                            gt_dir="testdata/inpainting/imagenet/gt",

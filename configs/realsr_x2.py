@@ -8,9 +8,7 @@ from configs.common import base_config
 def get_config():
     c = base_config()
     c.sf = 2
-    c.diffusion.sf = 2
     c.model.lq_size = 128
-    c.data.train.sf = 2
     c.data.val = None
     c.sample.padding_offset = 128
     c.sample.unet_weights = None

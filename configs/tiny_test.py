@@ -29,6 +29,5 @@ def get_config():
                         loss_coef=dict(mse=1.0, lpips=0.0), save_freq=2, log_freq=1,
                         val_freq=1000, compute_dtype="float32", seed=0))
     c.sample.update(dict(chop_size=32, chop_stride=24, padding_offset=32,
-                         unet_weights=str(FIXTURES / "unet_sr_tiny.pth"),
-                         vq_weights=str(FIXTURES / "vq_f4_tiny.pth")))
+                         unet_weights=str(FIXTURES / "unet_sr_tiny.pth")))
     return c

@@ -1,15 +1,25 @@
-"""Reading users' images and writing results: listing, decoding, output naming, masks.
+"""Reading users' images and writing results: listing, sizing, decoding, output naming, masks.
 
-Images are float32 HWC RGB in [0, 1]. Decoding is OpenCV's `IMREAD_UNCHANGED`, as in the
-reference (so EXIF orientation is ignored, as there). Alpha is split off and returned
-separately: the model only sees RGB, and `write_png` re-attaches the alpha (resized to
-the result) when given one; pass `alpha=None` to drop it.
+Images are float32 HWC RGB in [0, 1]. Every read is two steps: the size is taken from the
+file's header (Pillow's lazy open, or the first TIFF directory for TIFFs only OpenCV
+reads) and checked against a pixel limit before any pixel is decoded; then OpenCV decodes
+with `IMREAD_UNCHANGED`, as the reference does (so EXIF orientation is ignored, as there).
+Every failure of a read — a missing or unreadable file, a header that cannot be sized, a
+size over the limit, any decoder error — raises `ImageReadError` with a one-line message
+naming the file; nothing else escapes. OpenCV's own log lines are silenced for the same
+reason (its failures are reported here). Alpha is split off and returned separately: the
+model only sees RGB, and `write_png` re-attaches the alpha (resized to the result) when
+given one; pass `alpha=None` to drop it.
 """
 import io
 import os
+import re
 import struct
+import threading
+import warnings
+import zlib
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import BinaryIO, Iterable, Optional
 
 import cv2
 import numpy as np
@@ -17,10 +27,38 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb threshold: 89.5 MP, ~1 GB as float32 RGB
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+_WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide state
 
 
 class ImageReadError(ValueError):
-    """An input file that cannot be used as an image; the message names file and problem."""
+    """An input that cannot be used as an image; `str()` is "origin: reason", one line.
+
+    Raised as `ImageReadError(origin, reason)`, or with the whole message alone.
+    """
+
+    def __init__(self, origin, reason: Optional[str] = None):
+        if reason is None:
+            origin, _, reason = str(origin).partition(": ")
+        self.origin, self.reason = str(origin), reason
+        super().__init__(f"{origin}: {reason}" if reason else origin)
+
+
+class ImageTooLarge(ImageReadError):
+    """A header whose pixel count is over the limit; refused before any pixel is decoded."""
+
+    def __init__(self, origin, reason: str, pixels: int):
+        self.pixels = pixels
+        super().__init__(origin, reason)
+
+
+def error_line(err: BaseException) -> str:
+    """`Type: first line of the message`, at most 300 characters: a reason for one line."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    text = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _is_image_name(path: Path) -> bool:
@@ -28,67 +66,194 @@ def _is_image_name(path: Path) -> bool:
 
 
 def list_images(path) -> list[Path]:
-    """The image files at `path`: the file itself, or a folder's images, recursively, sorted."""
+    """The image files at `path`: the file itself, or a folder's images, recursively, sorted.
+
+    A broken symbolic link with an image name is listed too, so that it is reported by name
+    rather than silently missing.
+    """
     path = Path(path)
     if path.is_file():
         if not _is_image_name(path):
-            raise ImageReadError(f"{path}: not an image file name (expected one of "
-                                 f"{', '.join(IMAGE_EXTENSIONS)})")
+            raise ImageReadError(path, "not an image file name (expected one of "
+                                       f"{', '.join(IMAGE_EXTENSIONS)})")
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"input path does not exist: {path}")
-    return sorted(p for p in path.rglob("*") if p.is_file() and _is_image_name(p))
+    return sorted(p for p in path.rglob("*") if _is_image_name(p)
+                  and (p.is_file() or (p.is_symlink() and not p.exists())))
+
+
+def _header_size(f: BinaryIO):
+    """(H, W) from a PNG's IHDR or the first directory of a classic or Big TIFF, for files
+    Pillow cannot open (zero-sized PNGs, multi-channel float TIFFs); None otherwise."""
+    f.seek(0)
+    head = f.read(33)
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and len(head) == 33:
+        if zlib.crc32(head[12:29]) != struct.unpack(">I", head[29:33])[0]:
+            return None  # a damaged header: its sizes mean nothing
+        width, height = struct.unpack(">II", head[16:24])
+        return height, width
+    order = {b"II": "<", b"MM": ">"}.get(head[:2])
+    if order is None or len(head) < 8:
+        return None
+    magic = struct.unpack(order + "H", head[2:4])[0]
+    if magic == 42:
+        offset, count_fmt, entry_fmt = struct.unpack(order + "I", head[4:8])[0], "H", "HHI4s"
+    elif magic == 43 and len(head) >= 16:
+        offset, count_fmt, entry_fmt = struct.unpack(order + "Q", head[8:16])[0], "Q", "HHQ8s"
+    else:
+        return None
+    f.seek(offset)
+    raw = f.read(struct.calcsize(order + count_fmt))
+    if len(raw) != struct.calcsize(order + count_fmt):
+        return None
+    size, dims = struct.calcsize(order + entry_fmt), {}
+    for _ in range(min(struct.unpack(order + count_fmt, raw)[0], 4096)):
+        entry = f.read(size)
+        if len(entry) != size:
+            return None
+        tag, kind, _, value = struct.unpack(order + entry_fmt, entry)
+        if tag in (256, 257) and kind in (3, 4, 16):  # ImageWidth, ImageLength: SHORT/LONG/LONG8
+            fmt = {3: "H", 4: "I", 16: "Q"}[kind]
+            dims[tag] = struct.unpack(order + fmt, value[:struct.calcsize(fmt)])[0]
+    return (dims[257], dims[256]) if len(dims) == 2 else None
+
+
+def _bomb_pixels(err: Exception) -> int:
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    return int(found.group(1)) if found else 0
+
+
+def _refuse(origin, pixels: int, max_pixels: int, size: str = "") -> ImageTooLarge:
+    return ImageTooLarge(origin, f"refused: the header gives {size}{pixels:,} pixels, over the "
+                                 f"limit of {max_pixels:,} ({max_pixels / 1e6:.3g} MP)", pixels)
+
+
+def _probe_stream(f: BinaryIO, origin, max_pixels: int) -> tuple[int, int, str]:
+    """(H, W, mode) of an open image file, from its header; raises ImageReadError."""
+    try:
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the size is checked below; bad tags fail later
+            with Image.open(f) as im:
+                (width, height), mode = im.size, im.mode
+    except Image.DecompressionBombError as err:  # over twice Pillow's limit: no size is kept
+        raise _refuse(origin, _bomb_pixels(err), max_pixels) from None
+    except UnidentifiedImageError:
+        size = _header_size(f)
+        if size is None:
+            raise ImageReadError(origin, "not a recognised image format") from None
+        (height, width), mode = size, "raw header"
+    except Exception as err:  # any decoder failure on the header is this file's failure
+        raise ImageReadError(origin, f"corrupt image header ({error_line(err)})") from None
+    if width <= 0 or height <= 0:
+        raise ImageReadError(origin, f"zero-sized image ({width}x{height})")
+    if width * height > max_pixels:
+        raise _refuse(origin, width * height, max_pixels, f"{width}x{height} = ")
+    return height, width, mode
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as err:
+        if path.is_symlink() and not path.exists():
+            raise ImageReadError(path, f"broken symbolic link (to {os.readlink(path)})") from None
+        raise ImageReadError(path, f"cannot read file ({err.strerror or err})") from None
+
+
+def _contained(origin, fn, *args):
+    """`fn(*args)`, with any failure other than ImageReadError made one (a file's failure
+    is that file's, whatever raised it: an I/O error, MemoryError, a library's own)."""
+    try:
+        return fn(*args)
+    except ImageReadError:
+        raise
+    except OSError as err:
+        raise ImageReadError(origin, f"cannot read file ({err.strerror or err})") from None
+    except Exception as err:  # noqa: BLE001 -- see the docstring
+        raise ImageReadError(origin, f"cannot read ({error_line(err)})") from None
+
+
+def _probe_path(path: Path, max_pixels: int) -> tuple[int, int, str]:
+    with _open(path) as f:
+        if not f.read(1):
+            raise ImageReadError(path, "empty file")
+        return _probe_stream(f, path, max_pixels)
+
+
+def probe(path, max_pixels: int = MAX_PIXELS) -> tuple[int, int, str]:
+    """(H, W, Pillow's mode or "raw header") from the header alone; raises `ImageReadError`,
+    and `ImageTooLarge` for more than `max_pixels` pixels (nothing is decoded or allocated)."""
+    return _contained(path, _probe_path, Path(path), max_pixels)
 
 
 def _why_undecodable(data: bytes) -> str:
-    """A reason for a decoding failure, asked of Pillow (whose errors say more than OpenCV's)."""
-    if data[:8] == _PNG_SIGNATURE and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        if width == 0 or height == 0:
-            return f"zero-sized image ({width}x{height})"
+    """A reason for an OpenCV decoding failure, asked of Pillow (whose errors say more)."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-    except UnidentifiedImageError:
-        return "not a recognised image format"
-    except (OSError, ValueError, SyntaxError) as err:
-        return f"corrupt or truncated image ({err})"
-    return "image format or pixel layout not supported"
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+    except Exception as err:  # the reason is all that is wanted here
+        return f"corrupt or truncated image ({error_line(err)})"
+    return "image format or pixel layout not supported by OpenCV"
 
 
-def _to_unit_float(raw: np.ndarray, path) -> np.ndarray:
+def _to_unit_float(raw: np.ndarray, origin) -> np.ndarray:
     if raw.dtype == np.uint8:
         return raw.astype(np.float32) / 255.0
     if raw.dtype == np.uint16:
         return raw.astype(np.float32) / 65535.0
-    if raw.dtype == np.float32:
-        return np.clip(raw, 0.0, 1.0)
-    raise ImageReadError(f"{path}: unsupported pixel type {raw.dtype}")
+    if raw.dtype in (np.float32, np.float64):
+        return np.clip(np.nan_to_num(raw.astype(np.float32)), 0.0, 1.0)
+    raise ImageReadError(origin, f"unsupported pixel type {raw.dtype}")
 
 
-def read_image(path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def read_image(path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Read `path` as `(rgb, alpha)`: float32 HxWx3 in [0,1], and HxW alpha or None.
 
-    Grayscale becomes 3 equal channels; 16-bit files are scaled by 65535. Any problem
-    (missing, empty, corrupt, truncated, not an image, zero-sized) raises `ImageReadError`.
+    Grayscale becomes 3 equal channels; 16-bit files are scaled by 65535, float ones
+    clipped. Any problem raises `ImageReadError`, and nothing else does (`ImageTooLarge`
+    over `max_pixels`, found from the header before decoding).
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ImageReadError(f"{path}: cannot read file ({err.strerror or err})") from None
-    return decode_image(data, path)
+    return _contained(path, _read_path, Path(path), max_pixels)
 
 
-def decode_image(data: bytes, origin) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def _read_path(path: Path, max_pixels: int):
+    with _open(path) as f:
+        if not f.read(1):
+            raise ImageReadError(path, "empty file")
+        mode = _probe_stream(f, path, max_pixels)[2]
+        f.seek(0)
+        data = f.read()
+    return _decode(data, path, mode)
+
+
+def decode_image(data: bytes, origin, max_pixels: int = MAX_PIXELS):
     """`read_image` for an encoded image in memory; `origin` names it in errors."""
+    return _contained(origin, _decode_bytes, data, origin, max_pixels)
+
+
+def _decode_bytes(data: bytes, origin, max_pixels: int):
     if not data:
-        raise ImageReadError(f"{origin}: empty file")
-    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        raise ImageReadError(origin, "empty file")
+    mode = _probe_stream(io.BytesIO(data), origin, max_pixels)[2]
+    return _decode(data, origin, mode)
+
+
+def _decode(data: bytes, origin, mode: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """OpenCV's decoding of a header-checked image; every failure is an ImageReadError."""
+    try:
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(err):
+            raise ImageReadError(origin, "refused: over OpenCV's pixel limit "
+                                         "(CV_IO_MAX_IMAGE_PIXELS)") from None
+        raise ImageReadError(origin, f"OpenCV cannot decode it ({error_line(err)})") from None
     if raw is None:
-        raise ImageReadError(f"{origin}: {_why_undecodable(data)}")
+        raise ImageReadError(origin, _why_undecodable(data))
     if raw.size == 0:
-        raise ImageReadError(f"{origin}: zero-sized image {raw.shape}")
+        raise ImageReadError(origin, f"zero-sized image {raw.shape}")
     img = _to_unit_float(raw, origin)
     if img.ndim == 2:
         img = img[:, :, None]
@@ -97,9 +262,10 @@ def decode_image(data: bytes, origin) -> tuple[np.ndarray, Optional[np.ndarray]]
         return np.repeat(img, 3, axis=2), None
     if channels == 3:
         return np.ascontiguousarray(img[:, :, ::-1]), None
-    if channels == 4:
-        return np.ascontiguousarray(img[:, :, 2::-1]), np.ascontiguousarray(img[:, :, 3])
-    raise ImageReadError(f"{origin}: unsupported channel count {channels}")
+    if channels == 4:  # OpenCV gives CMYK as BGR plus an opaque alpha: drop that one
+        alpha = None if mode == "CMYK" else np.ascontiguousarray(img[:, :, 3])
+        return np.ascontiguousarray(img[:, :, 2::-1]), alpha
+    raise ImageReadError(origin, f"unsupported channel count {channels}")
 
 
 def read_mask(path) -> np.ndarray:
@@ -109,17 +275,16 @@ def read_mask(path) -> np.ndarray:
     """
     rgb, _ = read_image(path)
     if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
-        raise ImageReadError(f"{path}: a mask must be grayscale, this file has colour")
+        raise ImageReadError(path, "a mask must be grayscale, this file has colour")
     return rgb[..., 0]
 
 
 def check_mask(mask: np.ndarray, image: np.ndarray, mask_path, image_path) -> None:
-    """Raise ValueError unless `mask` (HxW) has the spatial size of `image` (HxWxC)."""
+    """Raise ImageReadError (a ValueError) unless `mask` (HxW) has the size of `image` (HxWxC)."""
     if mask.shape[:2] != image.shape[:2]:
-        raise ValueError(
-            f"mask {mask_path} is {mask.shape[0]}x{mask.shape[1]} (HxW) but image {image_path} "
-            f"is {image.shape[0]}x{image.shape[1]}: they must be the same size"
-        )
+        raise ImageReadError(
+            f"mask {mask_path}", f"{mask.shape[0]}x{mask.shape[1]} (HxW) but image {image_path} "
+            f"is {image.shape[0]}x{image.shape[1]}: they must be the same size")
 
 
 def _relative(path: Path, input_root: Path) -> Path:
@@ -158,8 +323,10 @@ def plan_outputs(inputs: Iterable, input_root, output_dir) -> dict[Path, Path]:
 
 
 def write_png(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None) -> None:
-    """Write float HxWx3 RGB in [0,1] as an 8-bit PNG, creating folders; written atomically.
+    """Write float HxWx3 RGB in [0,1] as an 8-bit PNG, creating folders.
 
+    Written atomically (a hidden temporary file, flushed to disk, renamed over `path`), so a
+    run killed mid-write never leaves a partial PNG that a rerun would take as done.
     `alpha` (HxW in [0,1], any size) is resized bicubically to the image and attached.
     """
     path = Path(path)
@@ -175,5 +342,11 @@ def write_png(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None) -> None
         raise OSError(f"could not encode PNG for {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as f:
+            f.write(buf.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,23 +1,24 @@
-"""The batch restoration job behind `sample.py`: validate everything, then restore each image.
+"""The batch restoration job behind `sample.py`: validate the arguments, then restore each image.
 
 Every check that can fail on the user's arguments (missing or mismatched masks, output
-folder equal to the input folder, images too large for the settings) runs before any
-network is built. A file that cannot be read is reported by name and skipped; the job
-goes on and ends with a summary line and a non-zero exit status.
+folder equal to the input folder, a single input image too large for the settings) runs
+before any network is built and stops the job. After that, reading, decoding, restoring
+and writing one image is one unit of work: any failure of it (a decoder error, a header
+over the size limit, the device running out of memory for that image, a failed write) is
+reported by file name with a one-line reason and counted, and the job goes on. A batch
+that fails in the network is retried image by image, so only the bad image is lost.
+Results are written atomically, so a rerun skips exactly the finished ones.
 """
 import dataclasses
 import pathlib
 import sys
 import time
-from typing import List, Optional
+from typing import Callable, Iterable, List, Optional
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from resshift_jax import image_io
-
-TASKS = ("realsr", "bicsr", "inpaint_imagenet", "inpaint_face", "faceir")
 
 
 @dataclasses.dataclass
@@ -53,21 +54,58 @@ class JobError(ValueError):
     """Arguments that make the whole job impossible; raised before any work."""
 
 
-def _header_size(path: pathlib.Path):
-    """(H, W) from the file header without decoding, or None if unreadable (reported later)."""
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One image to restore: the input, its PNG result, and its mask (inpainting) or None."""
+    src: pathlib.Path
+    dst: pathlib.Path
+    mask: Optional[pathlib.Path] = None
+
+
+@dataclasses.dataclass
+class Loaded:
+    """A job's decoded input: RGB (and alpha) HWC in [0, 1], mask HW in {0, 1} or None."""
+    job: Job
+    rgb: np.ndarray
+    alpha: Optional[np.ndarray]
+    mask: Optional[np.ndarray]
+
+
+def checked_size(src, opts: JobOptions, sf: int) -> tuple[int, int]:
+    """(H, W) from the header; `ImageTooLarge` over `image_io.MAX_PIXELS` or when the
+    result at x`sf` would be over `--max_output_megapixels` (nothing is decoded)."""
+    height, width, _ = image_io.probe(src)
+    megapixels = height * width * sf * sf / 1e6
+    if megapixels > opts.max_output_megapixels:
+        raise image_io.ImageTooLarge(
+            src, f"refused: {width}x{height} at x{sf} gives {megapixels:.0f} MP, over the limit "
+                 f"of {opts.max_output_megapixels:g} MP (--max_output_megapixels)", height * width)
+    return height, width
+
+
+def _header_or_none(path):
     try:
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except Exception:  # any decoder failure is reported per file when it is read
+        return image_io.probe(path)[:2]
+    except image_io.ImageReadError:  # reported when the image is read
         return None
 
 
-def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool):
-    """[(input, output, mask or None)] after every up-front check; raises JobError."""
+def _inputs(in_path: pathlib.Path, out_path) -> list:
+    """The input images, without any already under the output folder (earlier results)."""
+    out_root = pathlib.Path(out_path).resolve()
+    return [p for p in image_io.list_images(in_path)
+            if not p.parent.resolve().is_relative_to(out_root)]
+
+
+def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool) -> List[Job]:
+    """The jobs, after every up-front check; raises JobError."""
     in_path = pathlib.Path(opts.in_path)
     if not in_path.exists():
         raise JobError(f"{in_path}: input path does not exist")
-    inputs = image_io.list_images(in_path)
+    try:
+        inputs = _inputs(in_path, opts.out_path)
+    except image_io.ImageReadError as e:
+        raise JobError(str(e)) from None
     if not inputs:
         raise JobError(f"{in_path}: no images found (extensions {', '.join(image_io.IMAGE_EXTENSIONS)})")
     if needs_mask and not opts.mask_path:
@@ -76,6 +114,13 @@ def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool):
         plan = image_io.plan_outputs(inputs, in_path, opts.out_path)
     except ValueError as e:
         raise JobError(str(e)) from None
+    if in_path.is_file():  # one image: too large is an argument error
+        try:
+            checked_size(in_path, opts, sf)
+        except image_io.ImageTooLarge as e:
+            raise JobError(str(e)) from None
+        except image_io.ImageReadError:
+            pass  # reported when it is read
     jobs = []
     for src, dst in plan.items():
         mask = None
@@ -84,24 +129,57 @@ def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool):
             mask = mask_root if mask_root.is_file() else image_io.mask_path_for(src, in_path, mask_root)
             if not mask.is_file():
                 raise JobError(f"{src}: its mask {mask} does not exist")
-            size, mask_size = _header_size(src), _header_size(mask)
+            size, mask_size = _header_or_none(src), _header_or_none(mask)
             if size and mask_size and size != mask_size:
                 raise JobError(f"mask {mask} is {mask_size[0]}x{mask_size[1]} but image {src} "
-                               f"is {size[0]}x{size[1]}: they must be the same size")
-        size = _header_size(src)
-        if size and size[0] * size[1] * sf * sf / 1e6 > opts.max_output_megapixels:
-            raise JobError(f"{src}: {size[0]}x{size[1]} at x{sf} gives "
-                           f"{size[0] * size[1] * sf * sf / 1e6:.0f} MP, over the limit of "
-                           f"{opts.max_output_megapixels:g} MP (--max_output_megapixels)")
-        jobs.append((src, dst, mask))
+                               f"is {size[0]}x{size[1]} (HxW): they must be the same size")
+        jobs.append(Job(src, dst, mask))
     return jobs
 
 
-def _groups(items, bs: int):
+def load(job: Job, opts: JobOptions, sf: int) -> Loaded:
+    """Size-check, then decode, a job's image and mask; raises on any problem."""
+    checked_size(job.src, opts, sf)
+    rgb, alpha = image_io.read_image(job.src)
+    mask = None
+    if job.mask is not None:
+        mask = image_io.read_mask(job.mask)
+        image_io.check_mask(mask, rgb, job.mask, job.src)
+    return Loaded(job, rgb, alpha if opts.alpha == "keep" else None, mask)
+
+
+def restore(image_restorer, items: List[Loaded], opts: JobOptions, bs: int) -> np.ndarray:
+    """The restored images of same-size `items`, padded to a batch of `bs` when untiled.
+
+    Each image's noise is keyed by its file name, so its result is the same in any batch
+    (and when a failed batch is retried image by image).
+    """
+    images = np.stack([it.rgb for it in items])
+    masks = None if items[0].mask is None else np.stack([it.mask[..., None] for it in items])
+    names = [it.job.src.name for it in items]
+    pad = max(0, bs - len(items)) if max(images.shape[1:3]) <= opts.chop_size else 0
+    if pad:  # a fixed batch shape: one compilation per image size
+        images = np.concatenate([images, np.repeat(images[-1:], pad, 0)])
+        masks = None if masks is None else np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
+        names += names[-1:] * pad
+    return image_restorer.restore_batch(images, masks, names)[:len(items)]
+
+
+def reason(err: Exception, src) -> str:
+    """One line saying why `src` failed (no traceback)."""
+    if isinstance(err, image_io.ImageReadError):
+        return err.reason if err.origin == str(src) else str(err)
+    text = image_io.error_line(err)
+    if isinstance(err, MemoryError) or "RESOURCE_EXHAUSTED" in text:
+        return f"out of memory ({text}); a smaller --chop_size, --chop_bs or --bs may fit"
+    return text
+
+
+def _groups(items: Iterable[Loaded], bs: int):
     """Consecutive items of one image size, at most `bs` per group."""
     group = []
     for item in items:
-        if group and (len(group) == bs or group[0][3].shape != item[3].shape):
+        if group and (len(group) == bs or group[0].rgb.shape != item.rgb.shape):
             yield group
             group = []
         group.append(item)
@@ -109,44 +187,56 @@ def _groups(items, bs: int):
         yield group
 
 
-def run_job(image_restorer, opts: JobOptions, jobs, *, out=sys.stdout) -> Summary:
-    """Restore every planned image; unreadable ones are reported and skipped."""
+def _restored(image_restorer, group: List[Loaded], opts: JobOptions, fail: Callable):
+    """[(item, result)] of a group; a failed batch is retried one image at a time."""
+    try:
+        return list(zip(group, restore(image_restorer, group, opts, max(1, opts.bs))))
+    except Exception as err:  # noqa: BLE001 -- contained to this batch, then to its images
+        if len(group) == 1:
+            fail(group[0].job, err)
+            return []
+    done = []
+    for item in group:
+        try:
+            done.append((item, restore(image_restorer, [item], opts, 1)[0]))
+        except Exception as err:  # noqa: BLE001 -- this image's failure
+            fail(item.job, err)
+    return done
+
+
+def run_job(image_restorer, opts: JobOptions, jobs: List[Job], *, out=sys.stdout) -> Summary:
+    """Restore every job whose result is missing (or all, with `overwrite`); every failure
+    is reported on `out` as `failed: FILE: reason`, counted in the summary, and skipped."""
     summary = Summary()
     start = time.perf_counter()
-    todo = []
-    for src, dst, mask_path in jobs:
-        if dst.exists() and not opts.overwrite:
-            summary.skipped += 1
-            continue
-        todo.append((src, dst, mask_path))
+    todo = [job for job in jobs if opts.overwrite or not job.dst.exists()]
+    summary.skipped = len(jobs) - len(todo)
+    bar = tqdm(total=len(todo), unit="img", desc="restoring", file=sys.stderr)
+
+    def fail(job: Job, err: Exception) -> None:
+        line = f"{job.src}: {reason(err, job.src)}"
+        summary.failures.append(line)
+        bar.write(f"failed: {line}", file=out)
+        bar.update(1)
 
     def loaded():
-        for src, dst, mask_path in todo:
+        for job in todo:
             try:
-                rgb, alpha = image_io.read_image(src)
-                mask = None
-                if mask_path is not None:
-                    mask = image_io.read_mask(mask_path)
-                    image_io.check_mask(mask, rgb, mask_path, src)
-            except (image_io.ImageReadError, ValueError) as e:
-                summary.failures.append(str(e))
-                print(f"skipped: {e}", file=out)
-                continue
-            yield src, dst, alpha, rgb, mask
+                yield load(job, opts, image_restorer.sf)
+            except Exception as err:  # noqa: BLE001 -- any failure of one input is its own
+                fail(job, err)
 
-    bar = tqdm(total=len(todo), unit="img", desc="restoring", file=sys.stderr)
-    for group in _groups(loaded(), max(1, opts.bs)):
-        images = np.stack([g[3] for g in group])
-        masks = None if group[0][4] is None else np.stack([g[4][..., None] for g in group])
-        pad = opts.bs - len(group) if max(images.shape[1:3]) <= opts.chop_size else 0
-        if pad:  # a fixed batch shape: one compilation per image size
-            images = np.concatenate([images, np.repeat(images[-1:], pad, 0)])
-            masks = None if masks is None else np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
-        results = image_restorer.restore_batch(images, masks)
-        for (src, dst, alpha, _, _), result in zip(group, results):
-            image_io.write_png(dst, result, alpha if opts.alpha == "keep" else None)
-            summary.done += 1
-            bar.update(1)
-    bar.close()
-    summary.seconds = time.perf_counter() - start
+    try:
+        for group in _groups(loaded(), max(1, opts.bs)):
+            for item, result in _restored(image_restorer, group, opts, fail):
+                try:
+                    image_io.write_png(item.job.dst, result, item.alpha)
+                except Exception as err:  # noqa: BLE001 -- a failed write loses this image only
+                    fail(item.job, err)
+                    continue
+                summary.done += 1
+                bar.update(1)
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - start
     return summary

@@ -73,8 +73,14 @@ class Restorer:
 def draw_noises(key, latent_shape, num_steps: int, dtype=jnp.float32):
     """Prior noise and per-step noises (None for num_steps 0); step i's from fold_in(key, i).
 
-    The prior noise depends on the key only, so every sampler starts from the same x_T.
+    The prior noise depends on the key only, so every sampler starts from the same x_T. With
+    one key per example (shape (B,)) each example draws from its own key, so its noise does
+    not depend on which batch, slot or device it lands in.
     """
+    if jnp.ndim(key) == 1:
+        prior, steps = jax.vmap(
+            lambda k: draw_noises(k, latent_shape[1:], num_steps, dtype))(key)
+        return prior, None if steps is None else jnp.swapaxes(steps, 0, 1)
     prior_key, steps_key = jax.random.split(key)
     prior = jax.random.normal(prior_key, latent_shape, dtype)
     if num_steps == 0:
@@ -126,9 +132,9 @@ def restore(restorer: Restorer, params: dict, lq, *, mask=None, key=None, noises
     """LQ batch (NHWC, [-1, 1]) -> restored batch (NHWC, [-1, 1], clamped).
 
     `params` holds `unet` and `vq` trees; the compute dtype is the modules' `dtype`, the
-    chain state stays float32. Give either a PRNG `key` or `noises=(noise_prior,
-    noise_steps)` in latent layout (noise_steps may be None for the deterministic
-    samplers). With `return_chain` it returns the unclamped decode and every
+    chain state stays float32. Give either a PRNG `key` (or one per example) or
+    `noises=(noise_prior, noise_steps)` in latent layout (noise_steps may be None for the
+    deterministic samplers). With `return_chain` it returns the unclamped decode and every
     intermediate, named as the parity fixtures.
     """
     lq = lq.astype(jnp.float32)

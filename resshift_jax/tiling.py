@@ -13,6 +13,24 @@ from typing import Callable, Optional
 import numpy as np
 
 BLEND_MODES = ("average", "gaussian")
+_DEFAULT_OVERLAP = {512: 64, 256: 32, 64: 16}  # the reference's stride rule, LQ pixels
+
+
+def chop_geometry(chop_size: int, chop_stride: int, sf: int):
+    """(tile size, stride) in LQ pixels by the reference's rule (inference_resshift.py).
+
+    A negative stride takes the reference's default, an overlap of 1/8 of the tile; both
+    are scaled by 4 // sf, so x1 tasks (inpainting, face restoration) tile at 4x the size.
+    """
+    factor = max(4 // sf, 1)
+    if chop_stride < 0:
+        if chop_size not in _DEFAULT_OVERLAP:
+            raise ValueError(f"chop_size {chop_size}: give --chop_stride too (the reference's "
+                             f"default strides exist for {sorted(_DEFAULT_OVERLAP)})")
+        chop_stride = (chop_size - _DEFAULT_OVERLAP[chop_size]) * factor
+    else:
+        chop_stride *= factor
+    return chop_size * factor, chop_stride
 
 
 def patch_starts(length: int, chop: int, stride: int) -> list[int]:
@@ -79,11 +97,13 @@ def chop_and_run(
     blend: str = "gaussian",
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> np.ndarray:
-    """Apply `fn` (NHWC batch -> NHWC batch upscaled by `sf`) tile by tile and blend.
+    """Apply `fn(tiles, ids)` (NHWC batch -> NHWC batch upscaled by `sf`) tile by tile, blend.
 
     `image`: HWC or NHWC. Tiles of every image in the batch are fed to `fn` in batches
     of exactly `batch_size` (the last one padded by repeating its final tile; those
-    outputs are dropped), so `fn` only ever sees one input shape per image size.
+    outputs are dropped), so `fn` only ever sees one input shape per image size. `ids`
+    names each slot's (image index, tile index), so per-tile randomness can be drawn
+    from them rather than from the batch composition.
     `blend`: `average` (equal weights: the reference's output exactly) or `gaussian`
     (cross-fade over the overlaps: no visible seams; with `chop_stride == chop_size` there
     is no overlap and it equals `average`). `progress(done, total)` is called
@@ -114,12 +134,16 @@ def chop_and_run(
             wsum[hs * sf : (hs + th) * sf, ws * sf : (ws + tw) * sf] += weight
 
     items = [(i, hs, ws) for hs in starts_h for ws in starts_w for i in range(n)]
+    tile_index = {(hs, ws): k for k, (hs, ws) in enumerate(
+        (hs, ws) for hs in starts_h for ws in starts_w)}
     acc = None
     for b0 in range(0, len(items), batch_size):
         chunk = items[b0 : b0 + batch_size]
         batch = [image[i, hs : hs + th, ws : ws + tw] for i, hs, ws in chunk]
+        ids = [(i, tile_index[(hs, ws)]) for i, hs, ws in chunk]
         batch += [batch[-1]] * (batch_size - len(chunk))
-        out = np.asarray(fn(np.stack(batch)), np.float32)
+        ids += [ids[-1]] * (batch_size - len(chunk))
+        out = np.asarray(fn(np.stack(batch), ids), np.float32)
         if out.shape[:3] != (batch_size, th * sf, tw * sf):
             raise ValueError(
                 f"fn returned shape {out.shape}, expected ({batch_size}, {th * sf}, {tw * sf}, C)"
@@ -132,28 +156,3 @@ def chop_and_run(
             progress(min(b0 + batch_size, len(items)), len(items))
     result = acc / wsum
     return result[0] if squeeze else result
-
-
-def _fixture_fake_net(p: np.ndarray, sf: int) -> np.ndarray:
-    """The fixture's stand-in network: nearest upsample * 2 + per-example mean (NHWC)."""
-    up = np.repeat(np.repeat(p, sf, axis=1), sf, axis=2)
-    return up * 2 + p.mean(axis=(1, 2, 3), keepdims=True)
-
-
-def run_tiling_fixture(entry: dict, io: dict) -> dict[str, np.ndarray]:
-    """Parity hook for `tiling` fixtures: `out` (NCHW), `starts_h`, `starts_w` from `image`."""
-    size, stride, sf = int(entry["chop_size"]), int(entry["chop_stride"]), int(entry["sf"])
-    image = np.asarray(io["image"], np.float32).transpose(0, 2, 3, 1)
-    out = chop_and_run(
-        image,
-        lambda p: _fixture_fake_net(p, sf),
-        chop_size=size,
-        chop_stride=stride,
-        sf=sf,
-        blend="average",
-    )
-    return {
-        "out": out.transpose(0, 3, 1, 2),
-        "starts_h": np.asarray(patch_starts(image.shape[1], size, stride), np.int64),
-        "starts_w": np.asarray(patch_starts(image.shape[2], size, stride), np.int64),
-    }

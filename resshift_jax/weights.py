@@ -1,147 +1,104 @@
-"""The released ResShift checkpoints (and SinSR's one-step students) and fetching them on first use.
+"""Every way to name a network's weights, and loading them for an architecture.
 
-Names, URLs and local file names follow the reference's `inference_resshift.py` (SinSR's:
-its `inference.py`). Note that the inpainting checkpoints are stored locally as
-`resshift_inpaint_*` although their URLs say `resshift_inpainting_*`: the reference names them
-after the task, and so do we.
+A weight spec is one of:
+- a released name (`releases.CHECKPOINTS`: "v3", "vqgan", ...): downloaded into
+  `weights_dir` on first use and converted once to `.safetensors` beside the `.pth`;
+- a PyTorch `.pth` (read torch-free, mapped strictly) or a converted `.safetensors`;
+- a training workdir (`train.py --workdir`), its `checkpoints/` folder, or one step of
+  it: the latest step's EMA weights (`ema=False`: the raw weights), as validation uses.
 """
-import dataclasses
-import hashlib
 import os
-import tempfile
-import urllib.error
-import urllib.request
-import zipfile
-from pathlib import Path
-from types import MappingProxyType
+import pathlib
 from typing import Optional
 
-from tqdm import tqdm
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-_RELEASE = "https://github.com/zsyOAOA/ResShift/releases/download/v2.0/"
-_SINSR_RELEASE = "https://github.com/wyf0912/SinSR/releases/download/v1.0/"
+from resshift_jax.convert.loading import (build_model, load_params, plain_params, read_converted,
+                                          save_converted)
+from resshift_jax.convert.pth import CheckpointError
+from resshift_jax.download import WeightsError, ensure_weights
+from resshift_jax.releases import CHECKPOINTS
 
-
-@dataclasses.dataclass(frozen=True)
-class Checkpoint:
-    """A released file: its local `filename` and where to download it."""
-
-    filename: str
-    url: str
-
-
-def _ckpt(filename: str, remote: Optional[str] = None) -> Checkpoint:
-    return Checkpoint(filename, _RELEASE + (remote or filename))
+__all__ = ["CheckpointError", "WeightsError", "resolve", "load_network", "load_weights"]
 
 
-CHECKPOINTS = MappingProxyType({
-    "vqgan": _ckpt("autoencoder_vq_f4.pth"),
-    "vqgan_face256": _ckpt("celeba256_vq_f4_dim3_face.pth"),
-    "vqgan_face512": _ckpt("ffhq512_vq_f8_dim8_face.pth"),
-    "v1": _ckpt("resshift_realsrx4_s15_v1.pth"),
-    "v2": _ckpt("resshift_realsrx4_s15_v2.pth"),
-    "v3": _ckpt("resshift_realsrx4_s4_v3.pth"),
-    "bicsr": _ckpt("resshift_bicsrx4_s4.pth"),
-    "inpaint_imagenet": _ckpt("resshift_inpaint_imagenet_s4.pth",
-                              "resshift_inpainting_imagenet_s4.pth"),
-    "inpaint_face": _ckpt("resshift_inpaint_face_s4.pth", "resshift_inpainting_face_s4.pth"),
-    "faceir": _ckpt("resshift_faceir_s4.pth"),
-    "sinsr_v1": Checkpoint("SinSR_v1.pth", _SINSR_RELEASE + "SinSR_v1.pth"),
-    "sinsr_v2": Checkpoint("SinSR_v2.pth", _SINSR_RELEASE + "SinSR_v2.pth"),
-})
-
-# Known sha256 of each released file. Empty = unknown: neither release publishes hashes and
-# none could be recorded here (no network). Until filled in, a released file's download is
-# checked as a complete PyTorch zip archive (every member's CRC) instead, and its digest is
-# written beside it (`FILE.sha256`, `sha256sum -c` format) for the user to compare.
-SHA256 = MappingProxyType({name: "" for name in CHECKPOINTS})
-
-_CHUNK = 1 << 20
+def resolve(spec, weights_dir="weights") -> pathlib.Path:
+    """The file or folder a spec names; a released name is downloaded if absent."""
+    if spec is None or spec == "":
+        raise CheckpointError("no weights given")
+    spec = os.fspath(spec)
+    if spec in CHECKPOINTS:
+        return pathlib.Path(ensure_weights(spec, weights_dir))
+    path = pathlib.Path(spec).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"{spec}: checkpoint file not found (nor a released name: "
+                              f"{', '.join(CHECKPOINTS)})")
+    return path
 
 
-class WeightsError(RuntimeError):
-    """A checkpoint could not be provided; the message says which file to put where."""
+def _step_dir(path: pathlib.Path) -> Optional[pathlib.Path]:
+    """The orbax step folder holding a train state: the latest under a workdir or manager."""
+    if (path / "state").is_dir():
+        return path
+    manager = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    steps = sorted((int(p.name), p) for p in manager.iterdir()
+                   if p.is_dir() and p.name.isdigit() and (p / "state").is_dir())
+    return steps[-1][1] if steps else None
 
 
-def ensure_weights(
-    name: str,
-    weights_dir,
-    *,
-    url: Optional[str] = None,
-    sha256: Optional[str] = None,
-    progress: bool = True,
-) -> Path:
-    """Path of checkpoint `name` in `weights_dir`, downloading it if absent.
-
-    `name` is a key of `CHECKPOINTS`, or a file name when `url` is given. An existing file
-    is used as is. A download goes to a temporary file renamed into place only once
-    complete and (if a hash is known, from `sha256` or `SHA256`) verified, so a failure
-    leaves nothing behind.
-    """
-    if name in CHECKPOINTS:
-        filename = CHECKPOINTS[name].filename
-        url = url or CHECKPOINTS[name].url
-        sha256 = sha256 or SHA256[name]
-    elif url is not None and Path(name).name == name:
-        filename = name
-    else:
-        raise WeightsError(
-            f"unknown checkpoint {name!r}: expected one of {', '.join(CHECKPOINTS)}, "
-            "or a plain file name together with a url"
-        )
-    target = Path(weights_dir) / filename
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{filename}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _download(url, out, target, progress)
-        if sha256 and digest != sha256.lower():
-            raise WeightsError(
-                f"{filename}: sha256 mismatch (expected {sha256}, got {digest}) for {url}; "
-                f"the download was discarded"
-            )
-        if not sha256 and name in CHECKPOINTS:
-            _check_torch_archive(Path(tmp), filename, url)
-            Path(f"{target}.sha256").write_text(f"{digest}  {filename}\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+def _train_state_params(path: pathlib.Path, ema: bool) -> dict:
+    """The (EMA) UNet params of a training checkpoint, read as host arrays."""
+    import orbax.checkpoint as ocp
+    step_dir = _step_dir(path)
+    if step_dir is None:
+        raise CheckpointError(f"{path}: a folder, but no training checkpoint in it "
+                              "(expected WORKDIR/checkpoints/<step>/state)")
+    checkpointer = ocp.PyTreeCheckpointer()
+    item = step_dir / "state"
+    metadata = checkpointer.metadata(item)
+    tree = getattr(metadata, "item_metadata", metadata)
+    tree = getattr(tree, "tree", tree)
+    key = "ema_params" if ema else "params"
+    if key not in tree:
+        raise CheckpointError(f"{item}: not a resshift-jax train state (no {key})")
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), dict(tree))
+    state = checkpointer.restore(item, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+    return state[key]
 
 
-def _check_torch_archive(path: Path, filename: str, url: str) -> None:
-    """A released .pth is a zip archive: refuse a truncated or corrupted download."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError) as err:
-        bad = str(err)
-    if bad is not None:
-        raise WeightsError(f"{filename}: the download from {url} is not a complete PyTorch "
-                           f"checkpoint ({bad}); it was discarded")
+def _check_fits(spec, params, model):
+    from resshift_jax.models.unet import example_inputs
+    template = jax.eval_shape(model.init, jax.random.key(0), *example_inputs(model))["params"]
+    want = jax.tree.map(lambda x: tuple(x.shape), template)
+    got = jax.tree.map(lambda x: tuple(np.shape(x)), params)
+    if want != got:
+        raise CheckpointError(f"{spec}: weights do not fit this architecture "
+                              "(parameter names or shapes differ)")
 
 
-def _download(url: str, out, target: Path, progress: bool) -> str:
-    """Stream `url` into `out`; returns the sha256 hex digest. Errors become WeightsError."""
-    filename = target.name
-    advice = f"download it by hand from {url} and put it at {target}"
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=filename,
-                      disable=not progress) as bar:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        raise WeightsError(f"could not download {filename} ({err}); {advice}") from err
-    if total is not None and received != total:
-        raise WeightsError(f"download of {filename} incomplete ({received}/{total} bytes); {advice}")
-    return digest.hexdigest()
+def load_weights(kind: str, model, arch, spec, weights_dir="weights", *, ema: bool = True):
+    """float32 params of `model` (of `kind` 'unet' or 'vq', built from `arch`) from a spec."""
+    path = resolve(spec, weights_dir)
+    if path.is_dir():
+        if kind != "unet":
+            raise CheckpointError(f"{path}: a training checkpoint holds UNet weights, not {kind}")
+        params = _train_state_params(path, ema)
+        _check_fits(path, params, model)
+        return jax.tree.map(jnp.asarray, params)
+    if path.suffix == ".pth" and os.fspath(spec) in CHECKPOINTS:  # released: cache conversion
+        cached = path.with_suffix(".safetensors")
+        if cached.is_file() and read_converted(cached)[1] == plain_params(arch):
+            return load_params(kind, cached, model)
+        params = load_params(kind, path, model)
+        save_converted(cached, kind, arch, params)
+        return params
+    return load_params(kind, path, model)
+
+
+def load_network(kind: str, arch, spec, weights_dir="weights", dtype=jnp.float32, *,
+                 ema: bool = True):
+    """(module computing in `dtype`, float32 params) of `kind` from any weight spec."""
+    model = build_model(kind, arch, dtype=dtype)
+    return model, load_weights(kind, model, arch, spec, weights_dir, ema=ema)

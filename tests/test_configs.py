@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from configs.common import chop_geometry
+from resshift_jax import releases
+from resshift_jax.tiling import chop_geometry
 
 RELEASED = {  # config -> (checkpoint layout of its UNet, of its autoencoder, schedule yaml)
     "realsr_v3": ("resshift_realsrx4_s4_v3.pth", "autoencoder_vq_f4.pth",
@@ -33,9 +34,9 @@ def _load(name):
 @pytest.mark.parametrize("name", ALL)
 def test_config_is_complete(name):
     c = _load(name)
-    for field in ("task", "sf", "model", "diffusion", "data", "train", "sample"):
+    for field in ("sf", "model", "diffusion", "data", "train", "sample"):
         assert field in c, field
-    assert c.diffusion.sf == c.sf
+    assert "sf" not in c.diffusion and "sf" not in c.data.train  # the scale factor once
     assert c.train.batch % c.train.microbatch == 0
 
 
@@ -50,7 +51,7 @@ def test_released_architecture_and_schedule(name, parity_dir):
     else:
         assert _plain(c.model) == dict(layouts["resshift_realsrx4_s4_v3.pth"]["params"], lq_size=128)
     assert _plain(c.autoencoder.params) == layouts[vq]["params"]
-    assert _plain(c.diffusion) == schedules[schedule]["params"]
+    assert dict(_plain(c.diffusion), sf=c.sf) == schedules[schedule]["params"]
 
 
 def test_v2_differs_only_in_weights():
@@ -65,7 +66,7 @@ def test_tiny_test_matches_the_fixtures(parity_dir):
     entries = json.loads((parity_dir / "fixtures.json").read_text())
     assert _plain(c.model) == entries["unet_sr_tiny"]["params"]
     assert _plain(c.autoencoder.params) == entries["vq_f4_tiny"]["params"]
-    assert _plain(c.diffusion) == entries["sampler_tiny"]["diffusion"]
+    assert dict(_plain(c.diffusion), sf=c.sf) == entries["sampler_tiny"]["diffusion"]
 
 
 @pytest.mark.parametrize("size, stride, sf, expected", [
@@ -84,15 +85,15 @@ def test_chop_geometry_unknown_size_needs_stride():
 def test_released_weights_and_tiling(name):
     """The weight keys name the checkpoints whose layouts the architecture test checks, and
     tiling follows the reference: default tile sizes, padding to the model's lq_size."""
-    from resshift_jax.weights import CHECKPOINTS
+    from resshift_jax.releases import CHECKPOINTS
     c = _load(name)
     unet, vq, _ = RELEASED[name]
-    released = {key: ckpt.url.rsplit("/", 1)[1] for key, ckpt in CHECKPOINTS.items()}
+    released = {key: ckpt.remote_name for key, ckpt in CHECKPOINTS.items()}
     if unet:
         assert unet.startswith(released[c.sample.unet_weights])
     else:
         assert c.sample.unet_weights is None
-    assert released[c.sample.vq_weights] == vq
+    assert released[c.autoencoder.ckpt] == vq
     assert c.sample.padding_offset == c.model.lq_size
     size, stride = chop_geometry(c.sample.chop_size, c.sample.chop_stride, c.sf)
     assert (size, stride) == ((512, 448) if c.sf == 4 else (512 * 4 // c.sf, 448 * 4 // c.sf))
@@ -117,3 +118,18 @@ def test_demo_is_small_and_pixel_space():
     shapes = jax.eval_shape(lambda: unet.init(jax.random.key(0), x, jnp.zeros((1,)), lq=x))
     n = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(shapes))
     assert 1e5 < n < 2e6, n
+
+
+def test_release_table_names_configs_weights_and_yamls():
+    """The one table of released tasks: each entry's config carries its weights, and the
+    reference yaml is the schedule the architecture test checks."""
+    schedule_of = {name: spec[2] for name, spec in RELEASED.items()}
+    schedule_of["sinsr_v1"] = schedule_of["realsr_v1"]  # SinSR's student: v1's network
+    for (task, version), rel in releases.RELEASES.items():
+        c = rel.get_config()
+        assert rel.unet == c.sample.unet_weights and rel.vq == c.autoencoder.ckpt
+        assert rel.reference_yaml == schedule_of[rel.config]
+        assert releases.release(task, version) is rel
+    assert {t for t, _ in releases.RELEASES} == set(releases.TASKS)
+    with pytest.raises(ValueError, match="no released model"):
+        releases.release("realsr", "v9")

@@ -9,7 +9,7 @@ from PIL import Image
 
 from configs.common import REALESRGAN
 from resshift_jax.data import kernels
-from resshift_jax.data.parity_degradation import run_degradation_fixture
+from resshift_jax.parity.kinds import degradation_arrays as run_degradation_fixture
 from resshift_jax.data.pipeline import make_train_iterator
 from resshift_jax.data.realesrgan import RealESRGANDegradation
 from resshift_jax.parity import relative_error
@@ -147,8 +147,8 @@ def test_degradation_draws_follow_the_configured_probabilities(monkeypatch):
 def test_realesrgan_shapes_and_determinism():
     deg = RealESRGANDegradation(dict(REALESRGAN), 4, 64)
     hq = np.random.default_rng(1).random((64, 64, 3)).astype(np.float32)
-    a = deg(hq, np.random.default_rng(7))[1]
-    b = deg(hq, np.random.default_rng(7))[1]
+    a = deg(hq, np.random.default_rng(7))["lq"]
+    b = deg(hq, np.random.default_rng(7))["lq"]
     assert a.shape == (16, 16, 3) and np.array_equal(a, b)
     assert np.all((a >= 0) & (a <= 1)) and np.allclose(a * 255, np.round(a * 255), atol=1e-4)
 
@@ -196,11 +196,12 @@ def test_face_degradation():
     params = dict(get_config().data.train.params)
     deg = FaceDegradation(dict(params, blur_kernel_size=11, gray_prob=1.0), 1, 64)
     hq = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
-    hq_out, lq = deg(hq, np.random.default_rng(3))
+    out = deg(hq, np.random.default_rng(3))
+    hq_out, lq = out["hq"], out["lq"]
     assert lq.shape == hq.shape and np.allclose(lq[..., 0], lq[..., 1])  # gray_prob 1
     assert np.allclose(hq_out[..., 0], hq_out[..., 2])  # gt_gray
-    a = FaceDegradation(params, 1, 64)(hq, np.random.default_rng(5))[1]
-    b = FaceDegradation(params, 1, 64)(hq, np.random.default_rng(5))[1]
+    a = FaceDegradation(params, 1, 64)(hq, np.random.default_rng(5))["lq"]
+    b = FaceDegradation(params, 1, 64)(hq, np.random.default_rng(5))["lq"]
     np.testing.assert_array_equal(a, b)
 
 

@@ -126,7 +126,7 @@ def test_chain_uses_the_reference_semantics(monkeypatch):
     qualities = []
     for seed in range(40):
         calls.clear()
-        lq = deg(hq, np.random.default_rng(seed))[1]
+        lq = deg(hq, np.random.default_rng(seed))["lq"]
         assert lq.shape == (8, 8, 3)
         resizes = [c for c in calls if c[0] == "resize"]
         assert resizes[0][2] is None and 0.15 <= resizes[0][3] <= 1.5

@@ -6,12 +6,11 @@ import pathlib
 import subprocess
 import sys
 
-import jax
 import numpy as np
 
-from resshift_jax import diffusion, parity
-from resshift_jax.convert.loading import build_model, load_params
-from resshift_jax.sampling import Restorer, make_restore_fn
+from resshift_jax import parity
+from resshift_jax.parity.kinds import Context
+from resshift_jax.sampling import make_restore_fn
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DUMP = ROOT / "tools" / "dump_reference.py"
@@ -21,10 +20,7 @@ def _own_fixture_set(parity_dir, out: pathlib.Path):
     """What the dumper writes, computed by the project instead of the reference."""
     entries = json.loads((parity_dir / "fixtures.json").read_text())
     unet_e, vq_e, diff = entries["unet_sr_tiny"], entries["vq_f4_tiny"], entries["sampler_tiny"]["diffusion"]
-    unet, vq = build_model("unet", unet_e["params"]), build_model("vq", vq_e["params"])
-    params = {"unet": load_params("unet", parity_dir / unet_e["checkpoint"], unet),
-              "vq": load_params("vq", parity_dir / vq_e["checkpoint"], vq)}
-    restorer = Restorer(unet=unet, vq=vq, schedule=diffusion.make_schedule(**diff), sf=4)
+    restorer, params = Context(parity_dir, entries, "float32").restorer(entries["sampler_tiny"])
     rng = np.random.default_rng(0)
     lq = rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
     noises = (rng.standard_normal((1, 32, 32, 3)).astype(np.float32),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from resshift_jax.train import sharding
+from resshift_jax import sharding
 from resshift_jax.train.loop import train_and_evaluate
 from tests.test_train import FROZEN, ToyData, toy_config
 

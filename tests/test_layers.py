@@ -63,12 +63,13 @@ def test_pointwise_conv_equals_1x1_conv():
 
 
 def test_query_blocked_attention_equals_one_shot():
-    from resshift_jax.models.vq_layers import _attend, attention
+    from resshift_jax.models.attention import _attend, attention
     q, k, v = (jax.random.normal(jax.random.key(i), (3, 1024, 16)) for i in range(3))
-    blocked = attention(q, k, v, jnp.float32, query_block=256)
-    assert "scan" in str(jax.make_jaxpr(lambda q: attention(q, k, v, jnp.float32, 256))(q))
+    budget = 256 * 1024 * 4  # 256 query rows of float32 scores per block
+    blocked = attention(q, k, v, jnp.float32, budget)
+    assert "scan" in str(jax.make_jaxpr(lambda q: attention(q, k, v, jnp.float32, budget))(q))
     np.testing.assert_allclose(blocked, _attend(q, k, v, jnp.float32), atol=1e-6, rtol=1e-6)
     grads = [jax.grad(lambda q: jnp.sum(f(q) ** 2))(q) for f in (
-        lambda q: attention(q, k, v, jnp.float32, query_block=256),
+        lambda q: attention(q, k, v, jnp.float32, budget),
         lambda q: _attend(q, k, v, jnp.float32))]
     np.testing.assert_allclose(grads[0], grads[1], atol=1e-5, rtol=1e-5)

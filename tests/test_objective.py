@@ -6,10 +6,10 @@ import optax
 from skimage import data as skdata
 
 from configs.tiny_test import get_config
-from resshift_jax.convert.loading import load_params
+from resshift_jax.builder import restorer_from_config
 from resshift_jax.convert.lpips import lpips_params_from_torch
 from resshift_jax.models.lpips import LPIPS
-from resshift_jax.train.experiment import build_restorer, init_unet_params
+from resshift_jax.train.experiment import init_unet_params, load_frozen
 from resshift_jax.train.objective import make_loss_fn
 from resshift_jax.train.state import create_state
 from resshift_jax.train.step import make_train_step
@@ -32,10 +32,10 @@ def test_tiny_resshift_mse_plus_lpips_loss_falls():
     loss at a fixed t and noise falls by half, through the VQ encode, the rematerialised
     decode and LPIPS."""
     config = get_config()
-    restorer = build_restorer(config, jnp.float32)
+    restorer = restorer_from_config(config, jnp.float32)
     lpips = LPIPS()
     batch = _batch()
-    frozen = {"vq": load_params("vq", config.autoencoder.ckpt, restorer.vq),
+    frozen = {"vq": load_frozen(config, restorer)["vq"],
               "lpips": lpips_params_from_torch(*random_lpips_state_dicts(0))}
     loss_fn = make_loss_fn(restorer, mse_coef=1.0, lpips_coef=1.0, lpips_module=lpips)
     params = init_unet_params(config, restorer, jax.random.key(0))

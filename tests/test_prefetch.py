@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from resshift_jax.train import sharding
+from resshift_jax import sharding
 from resshift_jax.train.prefetch import DevicePrefetcher
 from tests.test_train import ToyData
 

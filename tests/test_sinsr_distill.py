@@ -17,7 +17,9 @@ from resshift_jax.data.imresize import imresize
 from resshift_jax.data.sources import SkimageSource
 from resshift_jax.models.unet import example_inputs
 from resshift_jax.sampling import make_restore_fn
-from resshift_jax.train import distill, experiment, sharding
+from resshift_jax.builder import restorer_from_config
+from resshift_jax import sharding
+from resshift_jax.train import distill
 from resshift_jax.train.checkpoints import Checkpointer
 from resshift_jax.train.experiment import SetupError
 from resshift_jax.train.loop import train_and_evaluate
@@ -35,9 +37,9 @@ def micro_config():
     c.model = MICRO
     c.autoencoder = None
     c.sf = 2
-    c.diffusion.update(dict(sf=2, latent_flag=False, min_noise_level=0.04))
-    c.data.train.update(dict(type="bicubic", gt_size=8, crop_pad_size=8, sf=2, params={}))
-    c.data.val = dict(type="skimage", names=("chelsea",), gt_size=16, sf=2, max_images=1)
+    c.diffusion.update(dict(latent_flag=False, min_noise_level=0.04))
+    c.data.train.update(dict(type="bicubic", gt_size=8, crop_pad_size=8, params={}))
+    c.data.val = dict(type="skimage", names=("chelsea",), gt_size=16, max_images=1)
     c.train.update(dict(lr=2e-3, lr_schedule=None, warmup_iterations=10, batch=8, microbatch=8,
                         iterations=2, save_freq=100, val_freq=2, keep_checkpoints=2, seed=0))
     return c
@@ -79,7 +81,7 @@ def test_one_step_student_moves_to_the_teachers_chain_and_resumes_exactly(tmp_pa
     0.25 MSE from the teacher's 4-step ddim output, the teacher's own one step 0.42."""
     c = micro_config()
     c.train.update(dict(batch=4, microbatch=4, iterations=150, val_freq=10 ** 6))
-    restorer = experiment.build_restorer(c, jnp.float32)
+    restorer = restorer_from_config(c, jnp.float32)
     teacher = jax.jit(restorer.unet.init)(jax.random.key(1), *example_inputs(restorer.unet))["params"]
     mesh = sharding.make_mesh(jax.devices()[:1])
     loss_fn = distill.make_distill_loss(restorer)
@@ -112,7 +114,7 @@ def test_one_step_student_moves_to_the_teachers_chain_and_resumes_exactly(tmp_pa
 def test_train_py_distils_from_a_file_or_a_workdir_teacher(tmp_path):
     from train import run
     c = micro_config()
-    restorer = experiment.build_restorer(c, jnp.float32)
+    restorer = restorer_from_config(c, jnp.float32)
     teacher = jax.jit(restorer.unet.init)(jax.random.key(1), *example_inputs(restorer.unet))["params"]
     c.distill.teacher_ckpt = str(save_converted(tmp_path / "teacher.safetensors", "unet",
                                                 c.model, teacher))
@@ -135,5 +137,5 @@ def test_train_py_distils_from_a_file_or_a_workdir_teacher(tmp_path):
     wrong = micro_config()
     wrong.model = dict(MICRO, model_channels=64)
     wrong.distill.teacher_ckpt = str(tmp_path / "run")
-    with pytest.raises(SetupError, match="does not fit config.model"):
-        distill.load_teacher(wrong, experiment.build_restorer(wrong, jnp.float32))
+    with pytest.raises(SetupError, match="do not fit this architecture"):
+        distill.load_teacher(wrong, restorer_from_config(wrong, jnp.float32))

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from resshift_jax.parity import relative_error
+from resshift_jax.parity.kinds import ADAPTERS, Context
 from resshift_jax.tiling import (
     chop_and_run,
     crop_to,
     pad_to_multiple,
     patch_starts,
-    run_tiling_fixture,
 )
 
 
@@ -25,7 +25,7 @@ def test_tiling_fixture_matches_reference(parity_dir):
     entries = json.loads((parity_dir / "fixtures.json").read_text())
     entry = entries["tiling"]
     io = dict(np.load(parity_dir / entry["io"]))  # a missing file fails here, never skips
-    got = run_tiling_fixture(entry, io)
+    got = ADAPTERS["tiling"]("tiling", entry, Context(parity_dir, entries, "float32"))
     np.testing.assert_array_equal(got["starts_h"], io["starts_h"])
     np.testing.assert_array_equal(got["starts_w"], io["starts_w"])
     assert relative_error(got["out"], io["out"]) < 2e-5
@@ -44,7 +44,7 @@ def test_bad_arguments_rejected():
     with pytest.raises(ValueError):
         patch_starts(100, 32, 40)
     with pytest.raises(ValueError, match="blend"):
-        chop_and_run(np.zeros((40, 40, 3)), lambda p: p, chop_size=16, chop_stride=8, sf=1,
+        chop_and_run(np.zeros((40, 40, 3)), lambda p, ids: p, chop_size=16, chop_stride=8, sf=1,
                      blend="nope")
 
 
@@ -52,7 +52,7 @@ def _tile_offset_net(sf):
     """Upsample plus a different constant per call: exposes any seam between tiles."""
     calls = []
 
-    def fn(p):
+    def fn(p, ids):
         calls.append(p.shape)
         return _upsample(p, sf) + 0.1 * len(calls)
     return fn
@@ -96,7 +96,7 @@ def test_gaussian_blend_reproduces_a_tile_independent_net():
     rng = np.random.default_rng(0)
     img = rng.standard_normal((2, 50, 41, 3)).astype(np.float32)
     for blend in ("average", "gaussian"):
-        out = chop_and_run(img, lambda p: _upsample(p, 3), chop_size=16, chop_stride=12, sf=3,
+        out = chop_and_run(img, lambda p, ids: _upsample(p, 3), chop_size=16, chop_stride=12, sf=3,
                            batch_size=4, blend=blend)
         np.testing.assert_allclose(out, _upsample(img, 3), rtol=1e-5, atol=1e-5)
 
@@ -105,7 +105,7 @@ def test_fixed_batch_shape_and_single_compile():
     traces = []
 
     @jax.jit
-    def fn(p):
+    def fn(p, ids):
         traces.append(p.shape)  # runs at trace time only
         return jnp.repeat(jnp.repeat(p, 2, axis=1), 2, axis=2) * 2.0
 
@@ -124,7 +124,7 @@ def test_padded_batch_outputs_are_dropped():
     rng = np.random.default_rng(2)
     img = rng.standard_normal((1, 60, 50, 3)).astype(np.float32)
 
-    def fn(p):  # depends on the whole tile, so misplaced tiles would show
+    def fn(p, ids):  # depends on the whole tile, so misplaced tiles would show
         return _upsample(p, 2) + p.mean(axis=(1, 2, 3), keepdims=True)
     kw = dict(chop_size=24, chop_stride=20, sf=2)
     ref = chop_and_run(img, fn, batch_size=1, **kw)
@@ -136,7 +136,7 @@ def test_image_smaller_than_chop_is_one_tile():
     img = np.random.default_rng(3).standard_normal((20, 70, 3)).astype(np.float32)
     shapes = []
 
-    def fn(p):
+    def fn(p, ids):
         shapes.append(p.shape)
         return _upsample(p, 2)
     out = chop_and_run(img, fn, chop_size=32, chop_stride=24, sf=2, batch_size=2)

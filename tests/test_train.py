@@ -8,7 +8,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from resshift_jax.train import loop, sharding
+from resshift_jax import sharding
+from resshift_jax.train import loop
 from resshift_jax.train.checkpoints import StopFlag
 from resshift_jax.train.loop import NonFiniteError, train_and_evaluate
 from resshift_jax.train.optim import make_optimizer

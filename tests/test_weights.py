@@ -1,101 +1,108 @@
-"""Checkpoint registry and download (with a local file:// URL; no network)."""
+"""Every way to name weights: a released name (fetched, converted once), a file, a training
+workdir (its EMA weights) — and the same names work for training's `model_ckpt`."""
 import hashlib
-import zipfile
+import json
 
+import jax
+import numpy as np
 import pytest
 
-from resshift_jax.weights import CHECKPOINTS, SHA256, WeightsError, ensure_weights
+from configs.tiny_test import get_config
+from resshift_jax import builder, download, releases, weights
+from resshift_jax.train import experiment
+from resshift_jax.train.checkpoints import Checkpointer
+from resshift_jax.train.optim import make_optimizer
+from resshift_jax.train.state import create_state
 
-PAYLOAD = bytes(range(256)) * 4000  # ~1 MB: several read chunks
+ARCH_KEY = "unet_sr_tiny"
 
 
 @pytest.fixture
-def source(tmp_path):
-    path = tmp_path / "remote" / "model.pth"
-    path.parent.mkdir()
-    path.write_bytes(PAYLOAD)
-    return path
+def fake_release(monkeypatch, parity_dir):
+    """A 'released' checkpoint served from a file:// URL with its true sha256."""
+    src = parity_dir / "unet_sr_tiny.pth"
+    table = {"tiny": releases.Checkpoint("resshift_tiny.pth", src.as_uri())}
+    for module in (weights, download):
+        monkeypatch.setattr(module, "CHECKPOINTS", table)
+    monkeypatch.setattr(download, "SHA256", {"tiny": hashlib.sha256(src.read_bytes()).hexdigest()})
+    return src
 
 
-def test_registry_matches_reference_names():
-    assert CHECKPOINTS["v3"].filename == "resshift_realsrx4_s4_v3.pth"
-    assert CHECKPOINTS["bicsr"].filename == "resshift_bicsrx4_s4.pth"
-    assert CHECKPOINTS["inpaint_face"].filename == "resshift_inpaint_face_s4.pth"
-    assert CHECKPOINTS["inpaint_face"].url.endswith("/resshift_inpainting_face_s4.pth")
-    assert CHECKPOINTS["vqgan_face512"].filename == "ffhq512_vq_f8_dim8_face.pth"
-    assert CHECKPOINTS["sinsr_v1"].filename == "SinSR_v1.pth"
-    for name, ckpt in CHECKPOINTS.items():
-        release = ("wyf0912/SinSR/releases/download/v1.0/" if name.startswith("sinsr")
-                   else "zsyOAOA/ResShift/releases/download/v2.0/")
-        assert ckpt.url.startswith(f"https://github.com/{release}")
-    assert set(SHA256) == set(CHECKPOINTS)
+def test_download_convert_once_then_load_conversion(fake_release, parity_dir, tmp_path, monkeypatch):
+    arch = json.loads((parity_dir / "fixtures.json").read_text())[ARCH_KEY]["params"]
+    _, params = weights.load_network("unet", arch, "tiny", tmp_path)
+    assert (tmp_path / "resshift_tiny.pth").read_bytes() == fake_release.read_bytes()
+    assert (tmp_path / "resshift_tiny.safetensors").is_file()
+
+    original = weights.load_params
+
+    def only_safetensors(kind, path, model, *args):
+        assert str(path).endswith(".safetensors"), f"read {path} instead of the conversion"
+        return original(kind, path, model, *args)
+    monkeypatch.setattr(weights, "load_params", only_safetensors)
+    _, again = weights.load_network("unet", arch, "tiny", tmp_path)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_download_and_verify(tmp_path, source):
-    digest = hashlib.sha256(PAYLOAD).hexdigest()
-    wdir = tmp_path / "weights"
-    got = ensure_weights("v3", wdir, url=source.as_uri(), sha256=digest, progress=False)
-    assert got == wdir / "resshift_realsrx4_s4_v3.pth"
-    assert got.read_bytes() == PAYLOAD
-    assert sorted(p.name for p in wdir.iterdir()) == [got.name]  # no temp file left
+def test_model_ckpt_takes_a_released_name(fake_release, tmp_path):
+    """Training's model_ckpt resolves released names like the autoencoder's ckpt does."""
+    config = get_config()
+    config.model_ckpt = "tiny"
+    restorer = builder.restorer_from_config(config)
+    params = experiment.init_unet_params(config, restorer, jax.random.key(0), str(tmp_path))
+    _, expected = weights.load_network("unet", config.model, str(fake_release))
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(expected)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_existing_file_is_used_without_downloading(tmp_path):
-    wdir = tmp_path / "w"
-    wdir.mkdir()
-    (wdir / "autoencoder_vq_f4.pth").write_bytes(b"local")
-    got = ensure_weights("vqgan", wdir, url="file:///nonexistent/never", progress=False)
-    assert got.read_bytes() == b"local"
+def test_wrong_sha256_leaves_nothing(fake_release, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "SHA256", {"tiny": "0" * 64})
+    with pytest.raises(weights.WeightsError, match="sha256 mismatch"):
+        weights.resolve("tiny", tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_wrong_sha256_fails_and_leaves_nothing(tmp_path, source):
-    wdir = tmp_path / "weights"
-    with pytest.raises(WeightsError, match="resshift_bicsrx4_s4.pth: sha256 mismatch"):
-        ensure_weights("bicsr", wdir, url=source.as_uri(), sha256="0" * 64, progress=False)
-    assert list(wdir.iterdir()) == []
+def test_unknown_file_names_itself(tmp_path):
+    with pytest.raises(weights.CheckpointError, match="missing.pth"):
+        weights.resolve(str(tmp_path / "missing.pth"), tmp_path)
 
 
-def test_unreachable_url_says_what_to_put_where(tmp_path):
-    wdir = tmp_path / "weights"
-    with pytest.raises(WeightsError) as err:
-        ensure_weights("v1", wdir, url=(tmp_path / "absent.pth").as_uri(), progress=False)
-    message = str(err.value)
-    assert "resshift_realsrx4_s15_v1.pth" in message
-    assert str(wdir / "resshift_realsrx4_s15_v1.pth") in message
-    assert list(wdir.iterdir()) == []
+def _workdir_with_state(tmp_path, unet_params, ema_params):
+    optimizer = make_optimizer(get_config().train)
+    state = create_state(unet_params, optimizer, 0).replace(ema_params=ema_params)
+    checkpointer = Checkpointer(tmp_path / "run" / "checkpoints", async_save=False)
+    checkpointer.save(7, state, {"batch_index": 7}, force=True)
+    checkpointer.wait()
+    checkpointer.close()
+    return tmp_path / "run"
 
 
-def test_custom_file_name_needs_url(tmp_path, source):
-    got = ensure_weights("mine.pth", tmp_path / "w", url=source.as_uri(), progress=False)
-    assert got.name == "mine.pth" and got.read_bytes() == PAYLOAD
-    with pytest.raises(WeightsError, match="unknown checkpoint"):
-        ensure_weights("mine2.pth", tmp_path / "w")
-    with pytest.raises(WeightsError, match="unknown checkpoint"):
-        ensure_weights("../escape.pth", tmp_path / "w", url=source.as_uri())
+def test_training_workdir_gives_its_ema_weights(tmp_path):
+    """`--unet_ckpt WORKDIR` restores with the EMA weights of the latest checkpoint (or the
+    raw ones with ema=False), from the workdir, its checkpoints folder or a step folder."""
+    config = get_config()
+    restorer, fixture = builder.build_restorer(config)
+    raw = fixture["unet"]
+    ema = jax.tree.map(lambda x: x * 0.5 + 1.0, raw)
+    workdir = _workdir_with_state(tmp_path, raw, ema)
+    for spec in (workdir, workdir / "checkpoints", workdir / "checkpoints" / "7"):
+        _, got = builder.build_restorer(config, unet_ckpt=str(spec))
+        for a, b in zip(jax.tree.leaves(got["unet"]), jax.tree.leaves(ema)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    _, got = builder.build_restorer(config, unet_ckpt=str(workdir), ema=False)
+    for a, b in zip(jax.tree.leaves(got["unet"]), jax.tree.leaves(raw)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def _torch_like_zip(path):
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", PAYLOAD)
-    return path
-
-
-def test_released_file_without_known_hash_is_checked_and_its_digest_recorded(tmp_path):
-    remote = _torch_like_zip(tmp_path / "remote.pth")
-    wdir = tmp_path / "weights"
-    got = ensure_weights("v3", wdir, url=remote.as_uri(), progress=False)
-    digest = hashlib.sha256(remote.read_bytes()).hexdigest()
-    assert got.read_bytes() == remote.read_bytes()
-    record = wdir / "resshift_realsrx4_s4_v3.pth.sha256"
-    assert record.read_text() == f"{digest}  resshift_realsrx4_s4_v3.pth\n"
-
-
-def test_truncated_released_file_is_refused_and_leaves_nothing(tmp_path):
-    remote = _torch_like_zip(tmp_path / "remote.pth")
-    truncated = tmp_path / "truncated.pth"
-    truncated.write_bytes(remote.read_bytes()[:-200])
-    wdir = tmp_path / "weights"
-    with pytest.raises(WeightsError, match="resshift_realsrx4_s4_v3.pth: the download from .* "
-                                           "is not a complete PyTorch checkpoint"):
-        ensure_weights("v3", wdir, url=truncated.as_uri(), progress=False)
-    assert list(wdir.iterdir()) == []
+def test_workdir_of_another_architecture_or_empty_refused(tmp_path):
+    config = get_config()
+    _, fixture = builder.build_restorer(config)
+    workdir = _workdir_with_state(tmp_path, fixture["unet"], fixture["unet"])
+    other = get_config()
+    other.model.model_channels = 64
+    with pytest.raises(weights.CheckpointError, match="do not fit"):
+        builder.build_restorer(other, unet_ckpt=str(workdir))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(weights.CheckpointError, match="no training checkpoint"):
+        builder.build_restorer(config, unet_ckpt=str(tmp_path / "empty"))

@@ -18,18 +18,9 @@ import json
 import pathlib
 import sys
 
-TASKS = {  # task -> (yaml, UNet file, autoencoder file); realsr depends on --version
-    "realsr:v1": ("realsr_swinunet_realesrgan256", "resshift_realsrx4_s15_v1.pth", "autoencoder_vq_f4.pth"),
-    "realsr:v2": ("realsr_swinunet_realesrgan256", "resshift_realsrx4_s15_v2.pth", "autoencoder_vq_f4.pth"),
-    "realsr:v3": ("realsr_swinunet_realesrgan256_journal", "resshift_realsrx4_s4_v3.pth",
-                  "autoencoder_vq_f4.pth"),
-    "bicsr": ("bicx4_swinunet_lpips", "resshift_bicsrx4_s4.pth", "autoencoder_vq_f4.pth"),
-    "inpaint_imagenet": ("inpaint_lama256_imagenet", "resshift_inpainting_imagenet_s4.pth",
-                         "autoencoder_vq_f4.pth"),
-    "inpaint_face": ("inpaint_lama256_face", "resshift_inpainting_face_s4.pth",
-                     "celeba256_vq_f4_dim3_face.pth"),
-    "faceir": ("faceir_gfpgan512_lpips", "resshift_faceir_s4.pth", "ffhq512_vq_f8_dim8_face.pth"),
-}
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from resshift_jax import releases  # noqa: E402  (stdlib only: runs in the torch env)
+
 EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -40,9 +31,8 @@ def fail(message: str):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--resshift", required=True, help="your checkout of zsyOAOA/ResShift")
-    p.add_argument("--task", required=True, choices=["realsr", "bicsr", "inpaint_imagenet",
-                                                     "inpaint_face", "faceir"])
-    p.add_argument("--version", default="v3", choices=["v1", "v2", "v3"], help="realsr only")
+    p.add_argument("--task", required=True, choices=releases.TASKS)
+    p.add_argument("--version", default="v3", choices=releases.REALSR_VERSIONS, help="realsr only")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--weights", help="folder with the released .pth files")
     source.add_argument("--random_weights", type=int, metavar="SEED", help="random parameters")
@@ -95,7 +85,9 @@ def main(argv=None):
     from models.script_util import create_gaussian_diffusion
     from models.unet import UNetModelSwin
 
-    yaml_name, unet_file, vq_file = TASKS[f"realsr:{args.version}" if args.task == "realsr" else args.task]
+    release = releases.release(args.task, args.version)
+    yaml_name = release.reference_yaml
+    unet_file, vq_file = (releases.CHECKPOINTS[k].remote_name for k in (release.unet, release.vq))
     cfg = OmegaConf.load(root / "configs" / f"{yaml_name}.yaml")
     model_params = OmegaConf.to_container(cfg.model.params, resolve=True)
     vq_params = OmegaConf.to_container(cfg.autoencoder.params, resolve=True)

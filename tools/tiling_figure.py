@@ -20,7 +20,7 @@ from resshift_jax.tiling import chop_and_run, patch_starts
 SF, CHOP, STRIDE = 4, 48, 40
 
 
-def tile_net(tiles: np.ndarray) -> np.ndarray:
+def tile_net(tiles: np.ndarray, ids) -> np.ndarray:
     up = np.asarray(bicubic_upsample(tiles, SF))
     return up + 0.6 * (tiles.mean(axis=(1, 2, 3), keepdims=True) - 0.5)
 

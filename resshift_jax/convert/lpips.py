@@ -1,55 +1,103 @@
-"""LPIPS weights from the user's files: torchvision's VGG16 and the lpips package's linear layers.
+"""LPIPS weights from the user's files, VGG16 or AlexNet trunk, in either layout they come in.
 
-    vgg16-397923af.pth   (torchvision ImageNet VGG16; keys features.N.weight/bias, classifier.*)
-    vgg.pth              (lpips/weights/v0.1/vgg.pth; keys lin0.model.1.weight ... lin4...)
+    pyiqa, one file per variant: LPIPS_v0.1_alex-df73285e.pth / LPIPS_v0.1_vgg-a78928a0.pth
+        (keys net.sliceK.N.weight/bias, lin0.model.1.weight ... and their alias lins.0...,
+        scaling_layer.*), or
+    the `lpips` package's linear layers (lpips/weights/v0.1/alex.pth or vgg.pth: lin* only)
+        plus torchvision's trunk (alexnet-owt-7be5be79.pth / vgg16-397923af.pth: features.N.*).
 """
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from resshift_jax.convert.pth import CheckpointError, load_state_dict
-from resshift_jax.models.lpips import LPIPS, SLICES
+from resshift_jax.models.lpips import ALEX_SLICES, LPIPS, SLICES
+
+PYIQA_FILES = {"alex": "LPIPS_v0.1_alex-df73285e.pth", "vgg": "LPIPS_v0.1_vgg-a78928a0.pth"}
+TORCHVISION_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+_PYIQA_TRUNK = re.compile(r"net\.slice\d\.(\d+)\.(weight|bias)$")
 
 
-def _expected_shapes() -> tuple:
-    """({vgg key: torch shape}, {lin key: torch shape}) for LPIPS-VGG."""
-    vgg, lin, cin = {}, {}, 3
-    for i, convs in enumerate(SLICES):
-        for index, cout in convs:
-            vgg[f"features.{index}.weight"] = (cout, cin, 3, 3)
-            vgg[f"features.{index}.bias"] = (cout,)
+def _convs(net: str):
+    """((features index, cin, cout, kernel), ...) per slice, and the slices' output widths."""
+    if net == "alex":
+        convs, cin = [], 3
+        for index, cout, k, _, _ in ALEX_SLICES:
+            convs.append((index, cin, cout, k))
             cin = cout
-        lin[f"lin{i}.model.1.weight"] = (1, cin, 1, 1)
-    return vgg, lin
+        return convs, [c[2] for c in convs]
+    convs, widths, cin = [], [], 3
+    for group in SLICES:
+        for index, cout in group:
+            convs.append((index, cin, cout, 3))
+            cin = cout
+        widths.append(cin)
+    return convs, widths
 
 
-def lpips_params_from_torch(vgg_state_dict: dict, lin_state_dict: dict) -> dict:
-    """Flax LPIPS params; every tensor used and shape-checked, VGG `classifier.*` ignored."""
-    vgg_shapes, lin_shapes = _expected_shapes()
+def _expected_shapes(net: str) -> tuple:
+    """({trunk key: torch shape}, {lin key: torch shape})."""
+    convs, widths = _convs(net)
+    trunk = {}
+    for index, cin, cout, k in convs:
+        trunk[f"features.{index}.weight"] = (cout, cin, k, k)
+        trunk[f"features.{index}.bias"] = (cout,)
+    return trunk, {f"lin{i}.model.1.weight": (1, c, 1, 1) for i, c in enumerate(widths)}
+
+
+def split_pyiqa_state_dict(state_dict: dict) -> tuple:
+    """pyiqa's single LPIPS file -> (torchvision-style trunk dict, lin dict); buffers dropped."""
+    trunk, lin = {}, {}
+    for key, value in state_dict.items():
+        match = _PYIQA_TRUNK.match(key)
+        if match:
+            trunk[f"features.{match.group(1)}.{match.group(2)}"] = value
+        elif key.startswith("lins."):   # pyiqa's ModuleList alias of lin0..: loaded last, wins
+            lin["lin" + key[len("lins."):]] = value
+        elif not key.startswith("scaling_layer."):
+            lin.setdefault(key, value)
+    return trunk, lin
+
+
+def lpips_params_from_torch(trunk_state_dict: dict, lin_state_dict: dict, net: str = "vgg") -> dict:
+    """Flax LPIPS params; every tensor used and shape-checked, torchvision `classifier.*` ignored."""
+    trunk_shapes, lin_shapes = _expected_shapes(net)
     problems = [f"{k} (missing)" if k not in sd else f"{k} {tuple(sd[k].shape)} != {shape}"
-                for sd, shapes in ((vgg_state_dict, vgg_shapes), (lin_state_dict, lin_shapes))
+                for sd, shapes in ((trunk_state_dict, trunk_shapes), (lin_state_dict, lin_shapes))
                 for k, shape in shapes.items()
                 if k not in sd or tuple(sd[k].shape) != shape]
-    unexpected = ([k for k in vgg_state_dict if k not in vgg_shapes and not k.startswith("classifier.")]
+    unexpected = ([k for k in trunk_state_dict
+                   if k not in trunk_shapes and not k.startswith("classifier.")]
                   + [k for k in lin_state_dict if k not in lin_shapes])
     if problems or unexpected:
-        raise ValueError(f"not LPIPS-VGG weights: {len(problems)} missing or mis-shaped "
+        raise ValueError(f"not LPIPS-{net} weights: {len(problems)} missing or mis-shaped "
                          f"{problems[:5]}, {len(unexpected)} unexpected {unexpected[:5]}")
     to_hwio = lambda w: np.asarray(w, np.float32).transpose(2, 3, 1, 0)  # noqa: E731
-    vgg = {f"features_{index}": {"kernel": to_hwio(vgg_state_dict[f"features.{index}.weight"]),
-                                 "bias": np.asarray(vgg_state_dict[f"features.{index}.bias"], np.float32)}
-           for convs in SLICES for index, _ in convs}
+    convs, widths = _convs(net)
+    trunk = {f"features_{index}": {"kernel": to_hwio(trunk_state_dict[f"features.{index}.weight"]),
+                                   "bias": np.asarray(trunk_state_dict[f"features.{index}.bias"],
+                                                      np.float32)}
+             for index, *_ in convs}
     lins = {f"lin{i}": {"kernel": to_hwio(lin_state_dict[f"lin{i}.model.1.weight"])}
-            for i in range(len(SLICES))}
-    return {"vgg": vgg, **lins}
+            for i in range(len(widths))}
+    return {net: trunk, **lins}
 
 
-def load_lpips(vgg_path, lin_path, dtype=jnp.float32):
-    """(LPIPS module, params) from the two user-supplied files; CheckpointError names the file."""
-    vgg_sd, lin_sd = load_state_dict(vgg_path), load_state_dict(lin_path)
+def load_lpips(trunk_path, lin_path=None, dtype=jnp.float32, net: str = "vgg"):
+    """(LPIPS module, params) from the user's files; CheckpointError names the file.
+
+    `lin_path=None`: `trunk_path` is pyiqa's single file holding both trunk and linear layers.
+    """
+    if lin_path is None:
+        trunk_sd, lin_sd = split_pyiqa_state_dict(load_state_dict(trunk_path))
+        where = f"{trunk_path}"
+    else:
+        trunk_sd, lin_sd = load_state_dict(trunk_path), load_state_dict(lin_path)
+        where = f"{trunk_path} / {lin_path}"
     try:
-        params = lpips_params_from_torch(vgg_sd, lin_sd)
+        params = lpips_params_from_torch(trunk_sd, lin_sd, net)
     except ValueError as e:
-        raise CheckpointError(f"{vgg_path} / {lin_path}: {e}") from None
-    return LPIPS(dtype=dtype), jax.tree.map(jnp.asarray, params)
-
+        raise CheckpointError(f"{where}: {e}") from None
+    return LPIPS(net=net, dtype=dtype), jax.tree.map(jnp.asarray, params)

@@ -81,7 +81,7 @@ class _Unpickler(pickle.Unpickler):
         return self._load_storage(pid[1], str(pid[2]), pid[4] if len(pid) > 4 else None)
 
 
-def _load_zip(path: str):
+def _load_zip(path: str, unpickler=None):
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
@@ -96,7 +96,7 @@ def _load_zip(path: str):
                 cache[key] = np.frombuffer(raw, dtype=storage_type.dtype.newbyteorder("<"))
             return cache[key]
 
-        return _Unpickler(io.BytesIO(archive.read(pkl[0])), load_storage).load()
+        return (unpickler or _Unpickler)(io.BytesIO(archive.read(pkl[0])), load_storage).load()
 
 
 def _load_legacy(path: str):

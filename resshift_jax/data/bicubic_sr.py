@@ -12,4 +12,4 @@ class BicubicDegradation:
 
     def __call__(self, hq: np.ndarray, rng: np.random.Generator):
         lq = np.clip(imresize(hq.astype(np.float32), 1.0 / self.sf), 0.0, 1.0)
-        return hq.astype(np.float32), lq.astype(np.float32)
+        return {"hq": hq.astype(np.float32), "lq": lq.astype(np.float32)}

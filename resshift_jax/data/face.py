@@ -45,4 +45,4 @@ class FaceDegradation:
             if p.get("gt_gray"):
                 hq = gray(hq.astype(np.float32))
         lq = np.clip(np.round(lq * 255.0), 0, 255).astype(np.float32) / 255.0
-        return hq.astype(np.float32), lq
+        return {"hq": hq.astype(np.float32), "lq": lq}

@@ -80,4 +80,5 @@ class InpaintingDegradation:
 
     def __call__(self, hq: np.ndarray, rng: np.random.Generator):
         mask = mixed_mask(rng, hq.shape[0], hq.shape[1], self.mask_kwargs)
-        return hq.astype(np.float32), (hq * (1 - mask)).astype(np.float32), mask
+        return {"hq": hq.astype(np.float32), "lq": (hq * (1 - mask)).astype(np.float32),
+                "mask": mask.astype(np.float32)}

@@ -4,8 +4,10 @@ Global batch k holds the examples at global positions k*B .. k*B+B-1 of an endle
 sequence of epochs, each a permutation of the source drawn from (seed, epoch). Host p of P
 takes positions k*B + p + j*P, so the union over hosts does not depend on P, and every
 example's randomness comes from (seed, position): the same seed gives the same batches on
-any number of hosts and workers. An unreadable image is replaced by the next readable one
-(deterministically) and counted. `get_state`/`set_state` hold the next batch's index.
+any number of hosts and workers. An unreadable image (corrupt, truncated, a header over
+`image_io.MAX_PIXELS`: whatever its source raises as `ImageReadError`) is replaced by the
+next readable one (deterministically), counted, and logged once by name.
+`get_state`/`set_state` hold the next batch's index.
 """
 import concurrent.futures
 import collections
@@ -13,31 +15,14 @@ from typing import Callable, Optional
 
 import cv2
 import numpy as np
+from absl import logging
 
 from resshift_jax import image_io
+from resshift_jax.data.degradations import degradation_for
 from resshift_jax.data.lama_aug import lama_distortions
 from resshift_jax.data.sources import make_source
 
 MAX_RETRIES = 16
-
-
-def degradation_for(data_config):
-    """The degradation callable of `data_config.type`."""
-    kind, sf, gt = data_config.type, int(data_config.get("sf", 4)), int(data_config.gt_size)
-    params = dict(data_config.get("params") or {})
-    if kind == "realesrgan":
-        from resshift_jax.data.realesrgan import RealESRGANDegradation
-        return RealESRGANDegradation(params, sf, gt)
-    if kind == "bicubic":
-        from resshift_jax.data.bicubic_sr import BicubicDegradation
-        return BicubicDegradation(params, sf, gt)
-    if kind == "inpainting":
-        from resshift_jax.data.masks import InpaintingDegradation
-        return InpaintingDegradation(params, sf, gt)
-    if kind == "gfpgan":
-        from resshift_jax.data.face import FaceDegradation
-        return FaceDegradation(params, sf, gt)
-    raise ValueError(f"unknown data type {kind!r} (realesrgan, bicubic, inpainting, gfpgan)")
 
 
 def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
@@ -76,11 +61,12 @@ def prepare_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.nda
 
 
 class TrainIterator:
-    def __init__(self, data_config, *, per_host_batch: int, seed: int, process_index: int = 0,
-                 process_count: int = 1, degradation: Optional[Callable] = None, source=None):
+    def __init__(self, data_config, *, per_host_batch: int, seed: int, sf: int = 4,
+                 process_index: int = 0, process_count: int = 1,
+                 degradation: Optional[Callable] = None, source=None):
         self.config, self.seed = data_config, int(seed)
         self.source = source if source is not None else make_source(data_config.sources)
-        self.degrade = degradation or degradation_for(data_config)
+        self.degrade = degradation or degradation_for(data_config, sf)
         self.per_host, self.p, self.hosts = per_host_batch, process_index, process_count
         self.global_batch = per_host_batch * process_count
         self.batch_index, self.skipped = 0, 0
@@ -88,28 +74,35 @@ class TrainIterator:
         self._queue = collections.deque()
         self._prefetch = max(1, int(data_config.get("prefetch", 2)))
         self._perms = {}
+        self._logged = set()
 
     def _source_index(self, position: int, attempt: int) -> int:
         n = len(self.source)
         epoch = position // n
-        if epoch not in self._perms:
-            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(n)}
-        return int((self._perms[epoch][position % n] + attempt) % n)
+        perm = self._perms.get(epoch)  # one lookup: worker threads replace the dict
+        if perm is None:
+            perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+            self._perms = {**{e: p for e, p in self._perms.items() if e >= epoch - 1}, epoch: perm}
+        return int((perm[position % n] + attempt) % n)
 
     def example(self, position: int):
         """(example dict, skipped count) for a global position."""
         rng = np.random.default_rng([self.seed, position, 1])
         for attempt in range(MAX_RETRIES):
+            index = self._source_index(position, attempt)
             try:
-                img = self.source.read(self._source_index(position, attempt))
+                img = self.source.read(index)
                 break
-            except (image_io.ImageReadError, OSError, ValueError):
-                continue
+            except image_io.ImageReadError as err:
+                last = err
+                if index not in self._logged:
+                    self._logged.add(index)
+                    logging.warning("training data: skipped %s", err)
         else:
-            raise RuntimeError(f"{MAX_RETRIES} unreadable images in a row near position {position}")
+            raise RuntimeError(f"{MAX_RETRIES} unreadable images in a row near position "
+                               f"{position}, the last: {last}")
         out = self.degrade(prepare_hq(img, self.config, rng), rng)
-        names = ("hq", "lq", "mask")[:len(out)]
-        return {k: v * 2.0 - 1.0 for k, v in zip(names, out)}, attempt  # mask: {-1, 1}
+        return {k: v * 2.0 - 1.0 for k, v in out.items()}, attempt  # mask: {-1, 1}
 
     def _batch(self, index: int):
         start = index * self.global_batch + self.p
@@ -138,8 +131,10 @@ class TrainIterator:
         self.batch_index, self.skipped = int(state["batch_index"]), int(state.get("skipped", 0))
 
 
-def make_train_iterator(data_config, *, per_host_batch: int, seed: int, process_index: int = 0,
-                        process_count: int = 1, degradation=None) -> TrainIterator:
-    return TrainIterator(data_config, per_host_batch=per_host_batch, seed=seed,
+def make_train_iterator(data_config, *, per_host_batch: int, seed: int, sf: int = 4,
+                        process_index: int = 0, process_count: int = 1,
+                        degradation=None) -> TrainIterator:
+    """The training batches of `data_config` at scale `sf` (the config's top-level `sf`)."""
+    return TrainIterator(data_config, per_host_batch=per_host_batch, seed=seed, sf=sf,
                          process_index=process_index, process_count=process_count,
                          degradation=degradation)

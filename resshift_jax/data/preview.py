@@ -38,7 +38,7 @@ def main(argv):
         print(f"error: {out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
     batch = next(make_train_iterator(FLAGS.config.data.train, per_host_batch=FLAGS.n,
-                                     seed=FLAGS.seed))
+                                     seed=FLAGS.seed, sf=int(FLAGS.config.sf)))
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid(batch)).save(out)
     print(f"wrote {out}: {FLAGS.n} examples, HQ {batch['hq'].shape[1:3]}, LQ {batch['lq'].shape[1:3]}")

@@ -127,4 +127,4 @@ class RealESRGANDegradation:
             if sinc is not None:
                 out = kernels.filter2d(out, sinc)
         lq = np.clip(np.round(out * 255.0), 0, 255).astype(np.float32) / 255.0
-        return hq.astype(np.float32), lq
+        return {"hq": hq.astype(np.float32), "lq": lq}

@@ -1,7 +1,9 @@
 """Random-access image sources: folders, path lists, tensorflow-datasets, scikit-image photos.
 
-Each source has `len()` and `read(i) -> uint8 HxWx3 RGB`; reading raises
-`image_io.ImageReadError` (naming the file) for anything that is not a decodable image.
+Each source has `len()` and `read(i) -> uint8 HxWx3 RGB`. Every failure to read one item
+(missing, unreadable, corrupt, truncated, a header over `image_io.MAX_PIXELS`, any decoder
+error) raises `image_io.ImageReadError` naming it, and nothing else, so the pipeline can
+skip exactly that item; a misconfigured source fails when it is built or at its first read.
 Several sources concatenate into one index space.
 """
 import bisect
@@ -88,7 +90,11 @@ class TfdsSource:
         return len(self.data)
 
     def read(self, i: int) -> np.ndarray:
-        data = self.data[i][self.image_key]
+        try:
+            data = self.data[i][self.image_key]
+        except Exception as err:  # noqa: BLE001 -- a record that cannot be read is this item's
+            raise image_io.ImageReadError(f"{self.origin}[{i}]", "cannot read the record "
+                                          f"({image_io.error_line(err)})") from None
         if not isinstance(data, bytes):
             raise TypeError(f"{self.origin}: feature {self.image_key!r} is not an encoded image")
         rgb, _ = image_io.decode_image(data, f"{self.origin}[{i}]")

@@ -54,12 +54,15 @@ class VQModel(nn.Module):
     """`VQModelTorch(ddconfig, n_embed, embed_dim, remap, sane_index_shape)`, NHWC.
 
     `sane_index_shape` is accepted for config compatibility: indices are always (B, h, w).
+    `attn_budget` bounds the mid-level attention's score blocks (models/attention.py;
+    None: the compiling platform's budget).
     """
     ddconfig: dict
     n_embed: int
     embed_dim: int
     remap: Optional[str] = None
     sane_index_shape: bool = False
+    attn_budget: Optional[int] = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -70,11 +73,12 @@ class VQModel(nn.Module):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         common = dict(ch=dd["ch"], ch_mult=tuple(dd["ch_mult"]), num_res_blocks=dd["num_res_blocks"],
                       attn_resolutions=tuple(dd["attn_resolutions"]), resolution=dd["resolution"],
-                      padding_mode=dd.get("padding_mode", "zeros"))
+                      padding_mode=dd.get("padding_mode", "zeros"), attn_budget=self.attn_budget)
         self.encoder = Encoder(**common, z_channels=dd["z_channels"], **kw)
         self.decoder = Decoder(**common, out_ch=dd["out_ch"], **kw)
-        self.quant_conv = conv(self.embed_dim, 1, **kw, name=None)
-        self.post_quant_conv = conv(dd["z_channels"], 1, **kw, name=None)
+        f32 = dict(dtype=jnp.float32, param_dtype=self.param_dtype)  # latent-side 1x1 convs
+        self.quant_conv = conv(self.embed_dim, 1, **f32, name=None)
+        self.post_quant_conv = conv(dd["z_channels"], 1, **f32, name=None)
         self.quantize_embedding = nn.Embed(self.n_embed, self.embed_dim, embedding_init=_codebook_init,
                                            param_dtype=self.param_dtype)
 

@@ -70,16 +70,18 @@ class WindowAttention(nn.Module):
                            ((2 * self.window - 1) ** 2, self.num_heads), self.param_dtype)
         qkv = nn.Dense(3 * c, dtype=self.dtype, param_dtype=self.param_dtype, name="qkv")(x)
         qkv = qkv.reshape(bw, n, 3, self.num_heads, head).transpose(2, 0, 3, 1, 4)
-        q, k, v = qkv[0] * head ** -0.5, qkv[1], qkv[2]
-        attn = jnp.einsum("bhnd,bhmd->bhnm", q, k)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        # scores, bias, mask and softmax in float32 whatever the compute dtype
+        attn = jnp.einsum("bhnd,bhmd->bhnm", q, k, preferred_element_type=jnp.float32)
+        attn = attn * head ** -0.5
         bias = table[relative_position_index(self.window).reshape(-1)]
         bias = bias.reshape(n, n, -1).transpose(2, 0, 1)
-        attn = attn + bias[None].astype(attn.dtype)
+        attn = attn + bias[None].astype(jnp.float32)
         if mask is not None:
             nw = mask.shape[0]
             attn = attn.reshape(bw // nw, nw, self.num_heads, n, n) + mask[None, :, None]
             attn = attn.reshape(bw, self.num_heads, n, n)
-        attn = jax.nn.softmax(attn.astype(jnp.float32), axis=-1).astype(self.dtype)
+        attn = jax.nn.softmax(attn, axis=-1).astype(self.dtype)
         out = jnp.einsum("bhnm,bhmd->bhnd", attn, v).transpose(0, 2, 1, 3).reshape(bw, n, c)
         return nn.Dense(c, dtype=self.dtype, param_dtype=self.param_dtype, name="proj")(out)
 
@@ -105,7 +107,7 @@ class SwinBlock(nn.Module):
         y = GroupNorm32(**kw, name="norm1")(x)
         if shift:
             y = jnp.roll(y, (-shift, -shift), axis=(1, 2))
-        mask = jnp.asarray(shifted_window_mask(h, w, window, shift), self.dtype) if shift else None
+        mask = jnp.asarray(shifted_window_mask(h, w, window, shift)) if shift else None
         y = WindowAttention(self.dim, window, self.num_heads, **kw, name="attn")(
             window_partition(y, window), mask)
         y = window_reverse(y, window, h, w)

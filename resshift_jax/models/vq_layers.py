@@ -1,17 +1,19 @@
 """The LDM encoder and decoder of ResShift's VQ autoencoder, NHWC.
 
-GroupNorm(32, eps 1e-6) runs in float32. The downsampling conv pads only right and bottom,
+GroupNorm(32, eps 1e-6) runs in float32, and so do the convs at the 3-channel ends
+(`conv_in`, `conv_out`): images and latents cross in full precision whatever the compute
+dtype, for under 0.2% of the FLOPs. The downsampling conv pads only right and bottom,
 with zeros, as the reference does. `padding_mode` applies to every 3x3 stride-1 conv
 (torch's `Conv2d(padding_mode=...)` semantics, as in the reference's `model_back.py`);
 the reference's active `model.py` ignores it and every released config says 'zeros', so
 `VQModel` accepts only 'zeros' (the layers keep the option for other models).
 """
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
+from resshift_jax.models.attention import attention
 from resshift_jax.models.layers import GroupNorm32, UpsampleConv, conv, upsample_nearest
 
 Dtype = Any
@@ -52,36 +54,13 @@ class ResnetBlock(nn.Module):
         return x + h
 
 
-def _attend(q, k, v, dtype):
-    """softmax(q k^T / sqrt(c)) v for (B, N, C) inputs, softmax in float32."""
-    weights = jnp.einsum("bic,bjc->bij", q, k) * (int(q.shape[-1]) ** -0.5)
-    weights = jax.nn.softmax(weights.astype(jnp.float32), axis=-1).astype(dtype)
-    return jnp.einsum("bij,bjc->bic", weights, v)
-
-
-def attention(q, k, v, dtype, query_block: int = 512):
-    """Full attention; on CPU one example and `query_block` query rows at a time (lax.map).
-
-    Each query row's softmax is independent, so the result is the one-shot computation's;
-    the score block (query_block x N) stays in cache instead of a 64 MB (4096 x 4096) matrix
-    per example, which on XLA:CPU makes the 64x64 mid-level attention 3x faster at batch 1
-    and keeps the cost per image flat as the batch grows. GPUs and TPUs get the one-shot
-    batched form: a sequential loop there would only add steps.
-    """
-    b, n, c = q.shape
-    if n <= query_block or n % query_block or jax.default_backend() != "cpu":
-        return _attend(q, k, v, dtype)
-
-    def one_example(qkv):
-        blocks, k1, v1 = qkv
-        return jax.lax.map(lambda qb: _attend(qb[None], k1[None], v1[None], dtype)[0], blocks)
-
-    blocks = q.reshape(b, n // query_block, query_block, c)
-    return jax.lax.map(one_example, (blocks, k, v)).reshape(b, n, -1)
-
-
 class AttnBlock(nn.Module):
-    """Single-head self-attention over all positions, 1x1 conv projections."""
+    """Single-head self-attention over all positions, 1x1 conv projections.
+
+    `attn_budget`: bytes of float32 scores per block (models/attention.py); None: the
+    compiling platform's.
+    """
+    attn_budget: Optional[int] = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -91,7 +70,7 @@ class AttnBlock(nn.Module):
         b, h, w, c = x.shape
         y = _norm("norm", **kw)(x)
         q, k, v = (conv(c, 1, **kw, name=n)(y).reshape(b, h * w, c) for n in ("q", "k", "v"))
-        y = attention(q, k, v, self.dtype).reshape(b, h, w, c)
+        y = attention(q, k, v, self.dtype, self.attn_budget).reshape(b, h, w, c)
         return x + conv(c, 1, **kw, name="proj_out")(y)
 
 
@@ -139,6 +118,7 @@ class Encoder(nn.Module):
     z_channels: int
     double_z: bool = False
     padding_mode: str = "zeros"
+    attn_budget: Optional[int] = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -147,22 +127,23 @@ class Encoder(nn.Module):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         pm = self.padding_mode
         blocks = _blocks(self.num_res_blocks, len(self.ch_mult))
-        h = conv3x3(x.astype(self.dtype), self.ch, pm, **kw, name="conv_in")
+        f32 = dict(dtype=jnp.float32, param_dtype=self.param_dtype)
+        h = conv3x3(x.astype(jnp.float32), self.ch, pm, **f32, name="conv_in").astype(self.dtype)
         res = self.resolution
         for level, mult in enumerate(self.ch_mult):
             for i in range(blocks[level]):
                 h = ResnetBlock(self.ch * mult, pm, **kw, name=f"down_{level}_block_{i}")(h)
                 if res in self.attn_resolutions:
-                    h = AttnBlock(**kw, name=f"down_{level}_attn_{i}")(h)
+                    h = AttnBlock(self.attn_budget, **kw, name=f"down_{level}_attn_{i}")(h)
             if level != len(self.ch_mult) - 1:
                 h = Downsample(**kw, name=f"down_{level}_downsample")(h)
                 res //= 2
         h = ResnetBlock(h.shape[-1], pm, **kw, name="mid_block_1")(h)
-        h = AttnBlock(**kw, name="mid_attn_1")(h)
+        h = AttnBlock(self.attn_budget, **kw, name="mid_attn_1")(h)
         h = ResnetBlock(h.shape[-1], pm, **kw, name="mid_block_2")(h)
         h = nn.silu(_norm("norm_out", **kw)(h))
         out = 2 * self.z_channels if self.double_z else self.z_channels
-        return conv3x3(h, out, pm, **kw, name="conv_out")
+        return conv3x3(h, out, pm, **f32, name="conv_out")
 
 
 class Decoder(nn.Module):
@@ -173,6 +154,7 @@ class Decoder(nn.Module):
     attn_resolutions: Sequence[int]
     resolution: int
     padding_mode: str = "zeros"
+    attn_budget: Optional[int] = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -184,18 +166,19 @@ class Decoder(nn.Module):
         blocks = _blocks(self.num_res_blocks, levels)
         block_in = self.ch * self.ch_mult[-1]
         res = self.resolution // 2 ** (levels - 1)
-        h = conv3x3(z.astype(self.dtype), block_in, pm, **kw, name="conv_in")
+        f32 = dict(dtype=jnp.float32, param_dtype=self.param_dtype)
+        h = conv3x3(z.astype(jnp.float32), block_in, pm, **f32, name="conv_in").astype(self.dtype)
         h = ResnetBlock(block_in, pm, **kw, name="mid_block_1")(h)
-        h = AttnBlock(**kw, name="mid_attn_1")(h)
+        h = AttnBlock(self.attn_budget, **kw, name="mid_attn_1")(h)
         h = ResnetBlock(block_in, pm, **kw, name="mid_block_2")(h)
         for level in reversed(range(levels)):
             for i in range(blocks[level] + 1):
                 h = ResnetBlock(self.ch * self.ch_mult[level], pm, **kw,
                                 name=f"up_{level}_block_{i}")(h)
                 if res in self.attn_resolutions:
-                    h = AttnBlock(**kw, name=f"up_{level}_attn_{i}")(h)
+                    h = AttnBlock(self.attn_budget, **kw, name=f"up_{level}_attn_{i}")(h)
             if level != 0:
                 h = Upsample(pm, **kw, name=f"up_{level}_upsample")(h)
                 res *= 2
         h = nn.silu(_norm("norm_out", **kw)(h))
-        return conv3x3(h, self.out_ch, pm, **kw, name="conv_out")
+        return conv3x3(h, self.out_ch, pm, **f32, name="conv_out")

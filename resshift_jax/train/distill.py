@@ -12,18 +12,15 @@ the step's `frozen` tree next to the autoencoder's, so sharding, microbatches, c
 resume are the train loop's own.
 """
 import dataclasses
-import pathlib
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 
 from resshift_jax import diffusion
-from resshift_jax.convert.pth import CheckpointError
-from resshift_jax.convert.unet import template as unet_template
 from resshift_jax.sampling import Restorer, reverse_chain
-from resshift_jax.train.experiment import SetupError
+from resshift_jax.train.experiment import SetupError, init_unet_params
 from resshift_jax.train.objective import latent_pair
+from resshift_jax.weights import CheckpointError, WeightsError, load_weights
 
 
 def teacher_x0(teacher: Restorer, teacher_params, z_y, lq, mask, noise):
@@ -84,37 +81,16 @@ def make_distill_loss(restorer: Restorer, *, learn_xT: bool = True, finetune_use
     return loss_fn
 
 
-def _workdir_params(workdir: pathlib.Path):
-    """The EMA UNet params of the latest checkpoint of a training workdir (as sample.py uses)."""
-    root = workdir / "checkpoints" if (workdir / "checkpoints").is_dir() else workdir
-    manager = ocp.CheckpointManager(root, options=ocp.CheckpointManagerOptions(
-        create=False, read_only=True))
-    step = manager.latest_step()
-    if step is None:
-        raise CheckpointError(f"{workdir}: a folder without training checkpoints")
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    manager.close()
-    return jax.tree.map(jnp.asarray, restored.state["ema_params"])
-
-
 def load_teacher(config, restorer: Restorer, weights_dir: str = "weights"):
-    """Teacher UNet params from `config.distill.teacher_ckpt`: a released name (e.g. 'v1'), a
-    .pth / .safetensors file, or a training workdir (its latest checkpoint's EMA params)."""
-    from resshift_jax.inference import load_network
+    """Teacher UNet params from `config.distill.teacher_ckpt`: any weight spec (a released
+    name such as 'v1', a .pth / .safetensors file, or a training workdir: its EMA params)."""
     spec = config.distill.get("teacher_ckpt")
     if not spec:
         raise SetupError("distill.teacher_ckpt is not set: give a released name, a .pth or "
                          ".safetensors file, or a training workdir")
-    path = pathlib.Path(spec)
     try:
-        if path.is_dir():
-            params = _workdir_params(path)
-            want = jax.tree.map(lambda x: x.shape, unet_template(restorer.unet))
-            if jax.tree.map(lambda x: x.shape, params) != want:
-                raise CheckpointError(f"{path}: its UNet does not fit config.model")
-            return params
-        return load_network("unet", config.model, spec, weights_dir)[1]
-    except (CheckpointError, OSError, ValueError) as e:
+        return load_weights("unet", restorer.unet, config.model, spec, weights_dir)
+    except (CheckpointError, WeightsError, OSError) as e:
         raise SetupError(f"distill.teacher_ckpt: {e}") from None
 
 
@@ -126,8 +102,7 @@ def setup(config, restorer: Restorer, frozen: dict, weights_dir: str = "weights"
     teacher = load_teacher(config, restorer, weights_dir)
     init = teacher
     if config.get("model_ckpt"):
-        from resshift_jax.train.experiment import init_unet_params
-        init = init_unet_params(config, restorer, jax.random.key(0))
+        init = init_unet_params(config, restorer, jax.random.key(0), weights_dir)
     d = config.distill
     loss_fn = make_distill_loss(restorer, learn_xT=bool(d.get("learn_xT", True)),
                                 finetune_use_gt=float(d.get("finetune_use_gt", 1.0)))

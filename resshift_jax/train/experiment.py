@@ -3,62 +3,49 @@
 `train.py` is a thin shell over `run`; tests call the pieces directly. Everything that can
 be wrong with the user's setup (autoencoder or LPIPS weights missing or not fitting, an
 empty dataset, a batch that does not split over the devices) is refused here, before the
-first step.
+first step. Networks come from `builder`; weights from any spec `weights` understands.
 """
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resshift_jax import diffusion, metrics
-from resshift_jax.convert.loading import build_model, load_params
+from resshift_jax import builder, metrics
 from resshift_jax.convert.pth import CheckpointError
+from resshift_jax.download import WeightsError
 from resshift_jax.resize import bicubic_upsample
-from resshift_jax.sampling import Restorer, make_restore_fn
+from resshift_jax.sampling import Restorer
 from resshift_jax.train.objective import make_loss_fn
+from resshift_jax.weights import load_weights
 
 
 class SetupError(ValueError):
     """The experiment cannot start; the message says what to fix."""
 
 
-def _model_inputs(model, batch: int = 1):
-    from resshift_jax.models.unet import example_inputs
-    return example_inputs(model, batch)
-
-
-def build_restorer(config, dtype) -> Restorer:
-    """The UNet, the (optional) VQ autoencoder and the schedule of `config`."""
-    unet = build_model("unet", config.model, dtype=dtype)
-    vq = None
-    if config.get("autoencoder") is not None:
-        vq = build_model("vq", config.autoencoder.params, dtype=dtype)
-    schedule = diffusion.make_schedule(**config.diffusion.to_dict())
-    return Restorer(unet=unet, vq=vq, schedule=schedule, sf=int(config.diffusion.sf))
-
-
-def init_unet_params(config, restorer: Restorer, key):
-    """Fresh float32 UNet params, or those of `config.model_ckpt` when given."""
-    params = jax.jit(restorer.unet.init)(key, *_model_inputs(restorer.unet))["params"]
+def init_unet_params(config, restorer: Restorer, key, weights_dir: str = "weights"):
+    """Fresh float32 UNet params, or those `config.model_ckpt` names (any weight spec)."""
     if config.get("model_ckpt"):
         try:
-            return load_params("unet", config.model_ckpt, restorer.unet)
-        except (CheckpointError, OSError) as e:
+            return load_weights("unet", restorer.unet, config.model, config.model_ckpt,
+                                weights_dir)
+        except (CheckpointError, WeightsError, OSError) as e:
             raise SetupError(f"model_ckpt: {e}") from None
-    return params
+    from resshift_jax.models.unet import example_inputs
+    return jax.jit(restorer.unet.init)(key, *example_inputs(restorer.unet))["params"]
 
 
 def load_frozen(config, restorer: Restorer, weights_dir: str = "weights") -> dict:
     """The frozen params: the autoencoder's (required in latent space) and LPIPS's."""
     frozen = {}
     if restorer.vq is not None:
-        from resshift_jax.inference import resolve_checkpoint
-        spec = config.autoencoder.get("ckpt") or config.get("sample", {}).get("vq_weights")
+        spec = builder.vq_spec(config)
         if not spec:
             raise SetupError("autoencoder.ckpt is not set: training in latent space needs the "
-                             "autoencoder's weights (a .pth or converted .safetensors file)")
+                             "autoencoder's weights (a released name, .pth or .safetensors)")
         try:
-            frozen["vq"] = load_params("vq", resolve_checkpoint(spec, weights_dir), restorer.vq)
-        except (CheckpointError, OSError) as e:
+            frozen["vq"] = load_weights("vq", restorer.vq, config.autoencoder.params, spec,
+                                        weights_dir)
+        except (CheckpointError, WeightsError, OSError) as e:
             raise SetupError(f"autoencoder: {e}") from None
     if config.train.loss_coef.get("lpips", 0.0) > 0:
         vgg, lin = config.train.get("lpips_vgg"), config.train.get("lpips_lin")
@@ -89,44 +76,63 @@ def make_experiment_loss(config, restorer: Restorer, dtype=jnp.float32):
 
 
 def _to_uint8(x) -> np.ndarray:
-    return np.round(np.clip(np.asarray(x, np.float32) * 0.5 + 0.5, 0, 1) * 255).astype(np.uint8)
+    """[0, 1] float -> uint8, rounded as `image_io.write_png` does."""
+    return np.round(np.clip(np.asarray(x, np.float32), 0, 1) * 255).astype(np.uint8)
 
 
-def make_eval_fn(config, restorer: Restorer, frozen: dict, val_set: list, *,
-                 seed: int = 0, max_grid: int = 4):
-    """eval_fn(ema_params, step) -> PSNR/SSIM (Y channel) and LPIPS of sampled val images.
+def restore_val_set(image_restorer, val_set: list) -> list:
+    """Each validation image restored exactly as `sample.py` restores that file: same
+    padding, tiling, mask paste-back and per-file noise (keyed by its name)."""
+    out = []
+    for example in val_set:
+        mask = example.get("mask")
+        out.append(image_restorer.restore_batch(
+            example["lq"][None], None if mask is None else mask[None],
+            names=[example["name"]])[0])
+    return out
 
-    Each validation image is restored by the same compiled chain as `sample.py`, with a
-    key fixed per image so successive validations are comparable.
-    """
-    restore = make_restore_fn(restorer)
-    lpips_net = lpips_module(config)
 
-    def eval_fn(ema_params, step):
+def _val_lpips(config, frozen: dict):
+    """(module, params) scoring validation LPIPS: pyiqa's LPIPS-AlexNet file named by
+    `train.val_lpips` (the papers' LPIPS), else the training loss's LPIPS-VGG, else None."""
+    path = config.train.get("val_lpips")
+    if path:
+        from resshift_jax.convert.lpips import load_lpips
+        return load_lpips(path, None, net="alex")
+    net = lpips_module(config)
+    return (net, frozen["lpips"]) if net is not None else None
+
+
+def make_eval_fn(config, frozen: dict, val_set: list, *, max_grid: int = 4):
+    """eval_fn(unet_params, step) -> PSNR/SSIM (Y channel) and LPIPS of restored val images,
+    each next to bicubic upsampling's, and a grid LQ (upsampled) | restored | GT."""
+    restorer = builder.restorer_from_config(config, jnp.float32)
+    vq = {"vq": frozen["vq"]} if "vq" in frozen else {}
+    image_restorer = builder.image_restorer(config, restorer, vq)
+    lpips = _val_lpips(config, frozen)
+    lpips_fn = None if lpips is None else jax.jit(
+        lambda x, y: lpips[0].apply({"params": lpips[1]}, x * 2 - 1, y * 2 - 1))
+
+    def eval_fn(unet_params, step):
         del step
-        params = {"unet": ema_params, **({"vq": frozen["vq"]} if "vq" in frozen else {})}
-        scores = {"psnr_y": [], "ssim_y": [], "lpips": [], "psnr_y_bicubic": []}
+        image_restorer.params = {"unet": unet_params, **vq}
+        scores = {k: [] for k in ("psnr_y", "ssim_y", "lpips", "psnr_y_bicubic",
+                                  "ssim_y_bicubic", "lpips_bicubic")}
         rows = []
-        for i, example in enumerate(val_set):
-            lq = jnp.asarray(example["lq"][None])
-            mask = None if example.get("mask") is None else jnp.asarray(example["mask"][None])
-            key = jax.random.fold_in(jax.random.key(seed), i)
-            sr = np.asarray(restore(params, lq, mask, key))[0]
-            upsampled = np.asarray(bicubic_upsample(lq, restorer.sf))[0]
+        for i, (example, sr) in enumerate(zip(val_set, restore_val_set(image_restorer, val_set))):
+            upsampled = np.asarray(bicubic_upsample(jnp.asarray(example["lq"][None]) * 2 - 1,
+                                                    restorer.sf))[0] * 0.5 + 0.5
             row = [_to_uint8(upsampled), _to_uint8(sr)]
             if example.get("gt") is not None:
-                gt = example["gt"]
-                scores["psnr_y"].append(metrics.psnr(_to_uint8(sr), _to_uint8(gt), crop_border=0,
-                                                     y_channel=True))
-                scores["ssim_y"].append(metrics.ssim(_to_uint8(sr), _to_uint8(gt), crop_border=0,
-                                                     y_channel=True))
-                scores["psnr_y_bicubic"].append(metrics.psnr(
-                    _to_uint8(upsampled), _to_uint8(gt), crop_border=0, y_channel=True))
-                if lpips_net is not None:
-                    scores["lpips"].append(float(lpips_net.apply(
-                        {"params": frozen["lpips"]}, jnp.asarray(sr[None]),
-                        jnp.asarray(gt[None]))[0]))
-                row.append(_to_uint8(gt))
+                gt = _to_uint8(example["gt"])
+                for suffix, image in (("", row[1]), ("_bicubic", row[0])):
+                    scores["psnr_y" + suffix].append(metrics.psnr(image, gt, 0, y_channel=True))
+                    scores["ssim_y" + suffix].append(metrics.ssim(image, gt, 0, y_channel=True))
+                    if lpips_fn is not None:
+                        scores["lpips" + suffix].append(float(lpips_fn(
+                            jnp.asarray(image[None] / 255.0, jnp.float32),
+                            jnp.asarray(gt[None] / 255.0, jnp.float32))[0]))
+                row.append(gt)
             if i < max_grid:
                 rows.append(np.concatenate(row, axis=1))
         out = {f"val/{k}": float(np.mean(v)) for k, v in scores.items() if v}
@@ -136,3 +142,12 @@ def make_eval_fn(config, restorer: Restorer, frozen: dict, val_set: list, *,
 
     return eval_fn
 
+
+def format_val_comparison(results: dict) -> str:
+    """The last validation's scores, restored next to bicubic, as a small table."""
+    lines = ["| | PSNR-Y | SSIM-Y | LPIPS |", "|---|---|---|---|"]
+    for label, suffix in (("ours", ""), ("bicubic", "_bicubic")):
+        cells = [results.get(f"val/{k}{suffix}") for k in ("psnr_y", "ssim_y", "lpips")]
+        lines.append(f"| {label} | " + " | ".join("-" if c is None else f"{c:.4f}" for c in cells)
+                     + " |")
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ import numpy as np
 from absl import logging
 from clu import metric_writers, periodic_actions
 
-from resshift_jax.train import sharding
+from resshift_jax import sharding
 from resshift_jax.train.checkpoints import Checkpointer, StopFlag
 from resshift_jax.train.optim import learning_rate, make_optimizer
 from resshift_jax.train.prefetch import DevicePrefetcher
@@ -120,7 +120,8 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
             if save:
                 checkpointer.save(step, state, batches.get_state(), force=True)
             if evaluate:
-                results = eval_fn(state.ema_params, step)
+                results = eval_fn(state.ema_params if tc.get("use_ema_val", True)
+                                  else state.params, step)
                 images = results.pop("images", None)
                 writer.write_scalars(step, results)
                 if images is not None:

@@ -1,0 +1,25 @@
+"""The registry of training degradations, keyed by the config's `data.train.type`.
+
+A degradation is built as `cls(params, sf, gt_size)` and called as `deg(hq, rng)` on an
+HWC float image in [0, 1]; it returns {"hq", "lq"} and, for inpainting, "mask" (HW1 in
+{0, 1}, 1 = to fill), all float32 in [0, 1].
+"""
+import importlib
+from types import MappingProxyType
+
+DEGRADATIONS = MappingProxyType({
+    "realesrgan": "resshift_jax.data.realesrgan:RealESRGANDegradation",
+    "bicubic": "resshift_jax.data.bicubic_sr:BicubicDegradation",
+    "inpainting": "resshift_jax.data.masks:InpaintingDegradation",
+    "gfpgan": "resshift_jax.data.face:FaceDegradation",
+})
+
+
+def degradation_for(data_config, sf: int):
+    """The degradation of `data_config.type` at scale `sf` (imported on first use)."""
+    kind = data_config.type
+    if kind not in DEGRADATIONS:
+        raise ValueError(f"unknown data type {kind!r} ({', '.join(DEGRADATIONS)})")
+    module, name = DEGRADATIONS[kind].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(dict(data_config.get("params") or {}), int(sf), int(data_config.gt_size))

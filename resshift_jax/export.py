@@ -1,0 +1,174 @@
+"""Export the whole restoration chain as serialized programs: serving without the model code.
+
+    python -m resshift_jax.export --task realsr --version v3 --platforms cpu,cuda,tpu --out DIR
+    python -m resshift_jax.export --config configs/tiny_test.py --out DIR --batch_sizes 1,4
+
+For each batch size, `jax.export` lowers upsample, encode, the reverse chain and decode
+into one StableHLO program for every platform named (one serialized file carries them
+all; the attention's per-platform plan is staged inside, models/attention.py). The
+weights are the programs' arguments and go into one `weights.safetensors` beside them,
+so new weights need no re-export of the same architecture. `manifest.json` says what the
+programs take; `resshift_jax.exported` loads the folder and restores images with jax and
+numpy alone (docs/export.md).
+"""
+import json
+import pathlib
+import sys
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from resshift_jax.sampling import Restorer, restore
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.safetensors"
+
+
+def program_name(batch: int) -> str:
+    return f"restore_b{batch}.jaxexport"
+
+
+def flat_weights(params: dict) -> dict:
+    """{"unet": tree, "vq": tree} -> {"unet/a/b": float32 array}: the programs' weights."""
+    return {"/".join(k): np.asarray(v, np.float32)
+            for k, v in traverse_util.flatten_dict(params).items()}
+
+
+def chain_program(restorer: Restorer, has_mask: bool):
+    """fn(weights, lq, key_data[, mask]) -> restored batch, what every exported file computes.
+
+    `weights` as `flat_weights`; `lq` (B, L, L, 3) float32 in [-1, 1]; `key_data` (B, 2)
+    uint32, `jax.random.key_data` of one threefry key per example; `mask` (B, L, L, 1) in
+    {-1, 1} (1 = unknown). Returns (B, sf L, sf L, 3) float32 in [-1, 1].
+    """
+    def fn(weights, lq, key_data, mask=None):
+        params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in weights.items()})
+        keys = jax.random.wrap_key_data(key_data, impl="threefry2x32")
+        return restore(restorer, params, lq, mask=mask, key=keys)
+    if has_mask:
+        return fn
+    return lambda weights, lq, key_data: fn(weights, lq, key_data)
+
+
+def export_chain(restorer: Restorer, params: dict, *, size: int, batch_sizes: Sequence[int],
+                 platforms: Sequence[str], has_mask: bool) -> dict:
+    """{batch size: jax.export.Exported} of the chain on (batch, size, size) LQ inputs.
+
+    `params` may be abstract (`jax.eval_shape`): only shapes are needed.
+    """
+    weights = {"/".join(k): jax.ShapeDtypeStruct(v.shape, jnp.float32)
+               for k, v in traverse_util.flatten_dict(params).items()}
+    fn = jax.jit(chain_program(restorer, has_mask))
+    exported = {}
+    for batch in batch_sizes:
+        args = [weights, jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32),
+                jax.ShapeDtypeStruct((batch, 2), jnp.uint32)]
+        if has_mask:
+            args.append(jax.ShapeDtypeStruct((batch, size, size, 1), jnp.float32))
+        exported[batch] = jax.export.export(fn, platforms=tuple(platforms))(*args)
+    return exported
+
+
+def write_export(out_dir, restorer: Restorer, params: dict, *, size: int,
+                 batch_sizes: Sequence[int], platforms: Sequence[str], has_mask: bool,
+                 mask_back: bool, stride: int, blend: str, seed: int, dtype: str,
+                 source: dict) -> pathlib.Path:
+    """Write the programs, weights and manifest into `out_dir`; returns the manifest path."""
+    import safetensors.numpy
+    if not 0 < stride <= size:
+        raise ValueError(f"stride {stride}: need 0 < stride <= size ({size})")
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    exported = export_chain(restorer, params, size=size, batch_sizes=batch_sizes,
+                            platforms=platforms, has_mask=has_mask)
+    for batch, program in exported.items():
+        (out / program_name(batch)).write_bytes(program.serialize())
+    safetensors.numpy.save_file(flat_weights(params), str(out / WEIGHTS))
+    manifest = {
+        "format": FORMAT, "source": source, "sf": restorer.sf, "size": size,
+        "batch_sizes": sorted(batch_sizes), "platforms": list(platforms), "dtype": dtype,
+        "has_mask": has_mask, "mask_back": mask_back, "stride": stride, "blend": blend,
+        "seed": seed,
+        "programs": {str(b): program_name(b) for b in sorted(batch_sizes)},
+        "weights": WEIGHTS, "jax": jax.__version__,
+        "calling_convention": "fn(weights, lq, key_data[, mask]) -> out; lq (B, size, size, 3) "
+                              "and out (B, sf*size, sf*size, 3) float32 in [-1, 1]; key_data "
+                              "(B, 2) uint32 threefry key data; mask (B, size, size, 1) in "
+                              "{-1, 1}, 1 = unknown",
+    }
+    path = out / MANIFEST
+    path.write_text(json.dumps(manifest, indent=1))
+    return path
+
+
+def _ints(text: str, flag: str) -> list:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--{flag} {text!r}: expected comma-separated integers") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"--{flag} {text!r}: values must be >= 1")
+    return values
+
+
+def main(argv):
+    del argv
+    from absl import flags
+    from resshift_jax import builder, releases
+    from resshift_jax.weights import CheckpointError, WeightsError
+    f = flags.FLAGS
+    platforms = [p.strip() for p in f.platforms.split(",")]
+    unknown = sorted(set(platforms) - {"cpu", "cuda", "rocm", "tpu"})
+    try:
+        if unknown:
+            raise ValueError(f"--platforms: unknown {unknown} (cpu, cuda, rocm, tpu)")
+        batch_sizes = _ints(f.batch_sizes, "batch_sizes")
+        config = f.config or releases.release(f.task, f.version).get_config()
+        dtype = f.dtype or config.sample.compute_dtype
+        size = f.size or int(config.model.lq_size)
+        needs_mask = bool(config.model.get("cond_mask", False))
+        restorer, params = builder.build_restorer(
+            config, dtype=getattr(jnp, dtype), unet_ckpt=f.unet_ckpt, vq_ckpt=f.vq_ckpt,
+            weights_dir=f.weights_dir)
+        source = ({"config": "custom"} if f.config else {"task": f.task, "version": f.version})
+        path = write_export(
+            f.out, restorer, params, size=size, batch_sizes=batch_sizes, platforms=platforms,
+            has_mask=needs_mask, mask_back=bool(config.sample.get("mask_back", needs_mask)),
+            stride=f.stride or size - size // 8, blend=config.sample.blend,
+            seed=int(config.sample.seed), dtype=dtype, source=source)
+    except (ValueError, CheckpointError, WeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path.parent}: batch sizes {batch_sizes}, {size}x{size} LQ, {dtype}, "
+          f"platforms {','.join(platforms)}")
+    return 0
+
+
+def define_flags():
+    from absl import flags
+    from ml_collections import config_flags
+    from resshift_jax import releases
+    config_flags.DEFINE_config_file("config", None, "configs/*.py of the model; default: chosen "
+                                    "by --task/--version", lock_config=False)
+    flags.DEFINE_enum("task", "realsr", list(releases.TASKS), "released task")
+    flags.DEFINE_enum("version", "v3", list(releases.REALSR_VERSIONS), "realsr release")
+    flags.DEFINE_string("out", None, "output folder", required=True)
+    flags.DEFINE_string("platforms", "cpu,cuda,tpu", "comma-separated: cpu, cuda, rocm, tpu")
+    flags.DEFINE_string("batch_sizes", "1,8", "one program per batch size")
+    flags.DEFINE_integer("size", None, "LQ tile size in pixels (default the config's lq_size)")
+    flags.DEFINE_integer("stride", None, "tile stride for larger images (default 7/8 of size)")
+    flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "compute dtype (default the "
+                      "config's); weights stay float32")
+    flags.DEFINE_string("unet_ckpt", None, "UNet weights (default the config's)")
+    flags.DEFINE_string("vq_ckpt", None, "autoencoder weights (default the config's)")
+    flags.DEFINE_string("weights_dir", "./weights", "where released weights are kept")
+
+
+if __name__ == "__main__":
+    from absl import app
+    define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))

@@ -1,0 +1,94 @@
+"""`python -m resshift_jax.evaluate`: pairing, problems reported by name, PSNR/SSIM-Y equal to
+the reference's util_image definitions (resshift_jax.metrics) across mixed sizes, CSV/JSON."""
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from resshift_jax import evaluate, metrics
+from resshift_jax.iqa import fullref
+from resshift_jax.iqa.registry import build_metric
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet_val_x4"
+CLIP = Path(__file__).parent / "fixtures" / "pyiqa" / "clip_tiny.pt"
+
+
+def _photos(n):
+    files = sorted((DATA / "gt").glob("*.png"))[:n]
+    assert len(files) == n, f"need {n} photographs in {DATA / 'gt'}"
+    return [cv2.imread(str(f))[..., ::-1] for f in files]
+
+
+def _degrade(img, seed):
+    noise = np.random.default_rng(seed).normal(0, 8, img.shape)
+    return np.clip(np.round(img + noise), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("y_channel,crop", [(True, 0), (False, 4)])
+def test_psnr_ssim_equal_the_reference_definitions_on_mixed_sizes(y_channel, crop):
+    gts = [im[:h, :w] for im, (h, w) in zip(_photos(3), [(256, 256), (201, 130), (77, 240)])]
+    preds = [_degrade(g, i) for i, g in enumerate(gts)]
+    for name, ref_fn in (("psnr", metrics.psnr), ("ssim", metrics.ssim)):
+        m = build_metric(name, y_channel=y_channel, crop_border=crop, batch_size=4)
+        for p, g in zip(preds, gts):
+            ours = m.score([p, p], [g, g])
+            ref = ref_fn(p, g, crop, y_channel)
+            assert abs(ours[0] - ref) / abs(ref) < 1e-5 and ours[0] == ours[1], (name, p.shape)
+
+
+def test_identical_images_give_infinite_psnr_excluded_from_the_mean():
+    a = _photos(1)[0]
+    assert np.isinf(build_metric("psnr").score([a], [a])[0])
+    hw = np.array([[20, 20]], np.int32)
+    plane = fullref.planes(a[:20, :20], True, 0)[None]
+    assert float(fullref.ssim(plane, plane, hw)[0]) == pytest.approx(1.0, abs=1e-6)
+
+
+def _folders(tmp_path):
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir(), gt.mkdir()
+    photos = _photos(3)
+    for i, im in enumerate(photos):
+        cv2.imwrite(str(gt / f"im{i}.JPEG" if i == 0 else gt / f"im{i}.png"), im[..., ::-1])
+        cv2.imwrite(str(pred / f"im{i}.png"), _degrade(im, i)[..., ::-1])
+    cv2.imwrite(str(pred / "extra.png"), photos[0][..., ::-1])          # no ground truth
+    (pred / "broken.png").write_bytes(b"not a png")                       # unreadable
+    cv2.imwrite(str(gt / "broken.png"), photos[0][..., ::-1])
+    cv2.imwrite(str(gt / "missing.png"), photos[0][..., ::-1])           # no restored image
+    return pred, gt
+
+
+def test_cli_scores_reports_problems_and_writes_csv_json(tmp_path, capsys):
+    pred, gt = _folders(tmp_path)
+    out_csv, out_json = tmp_path / "s.csv", tmp_path / "s.json"
+    rc = evaluate.main(["--pred", str(pred), "--gt", str(gt), "--metrics", "psnr,ssim,clipiqa",
+                        "--clipiqa_weights", str(CLIP), "--csv", str(out_csv),
+                        "--json", str(out_json), "--no_progress"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "extra.png: no ground truth" in captured.err
+    assert "missing.png: no restored image" in captured.err
+    assert "broken.png: not a recognised image format" in captured.err
+    assert "| images | psnr | ssim | clipiqa |" in captured.out
+    rows = list(csv.DictReader(open(out_csv)))
+    assert [r["name"] for r in rows] == ["im0.png", "im1.png", "im2.png"]
+    gt0 = cv2.imread(str(gt / "im0.JPEG"))[..., ::-1]
+    pred0 = cv2.imread(str(pred / "im0.png"))[..., ::-1]
+    assert float(rows[0]["psnr"]) == pytest.approx(metrics.psnr(pred0, gt0, 0, True), rel=1e-6)
+    report = json.load(open(out_json))
+    assert report["means"]["ssim"] == pytest.approx(np.mean([float(r["ssim"]) for r in rows]))
+    assert 0.0 < report["means"]["clipiqa"] < 1.0 and len(report["problems"]) == 3
+
+
+def test_without_gt_only_no_reference_metrics_and_missing_weights_say_where(tmp_path, capsys):
+    pred, _ = _folders(tmp_path)
+    with pytest.raises(SystemExit, match="no metric to compute"):
+        evaluate.main(["--pred", str(pred), "--metrics", "psnr,lpips", "--no_progress"])
+    assert "full-reference metrics psnr, lpips left out" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"LPIPS_v0.1_alex-df73285e.pth: no such file; lpips "
+                                         r"needs .*huggingface.co/chaofengc/IQA-PyTorch-Weights"):
+        evaluate.main(["--pred", str(pred), "--gt", str(pred), "--metrics", "lpips",
+                       "--weights_dir", str(tmp_path)])

@@ -1,0 +1,89 @@
+"""Exported programs: the CLI lowers the tiny chain for cpu, cuda and tpu; the cpu program,
+deserialized, restores as sample.py's ImageRestorer (sampling.restore) does."""
+import dataclasses
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs.tiny_test import get_config
+from resshift_jax import builder
+from resshift_jax.exported import ExportedRestorer
+from resshift_jax.inference import image_key
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def export(out, *flags):
+    return subprocess.run(
+        [sys.executable, "-m", "resshift_jax.export", "--config", "configs/tiny_test.py",
+         "--out", str(out), *flags], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    proc = export(out, "--platforms", "cpu,cuda,tpu", "--batch_sizes", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(export_dir):
+    return ExportedRestorer.load(export_dir)
+
+
+def test_one_program_for_every_platform(export_dir):
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    assert manifest["platforms"] == ["cpu", "cuda", "tpu"] and manifest["size"] == 32
+    program = jax.export.deserialize(bytearray((export_dir / "restore_b2.jaxexport").read_bytes()))
+    assert program.platforms == ("cpu", "cuda", "tpu")
+    assert [a.shape for a in program.in_avals[-2:]] == [(2, 32, 32, 3), (2, 2)]
+    assert program.out_avals[0].shape == (2, 128, 128, 3)
+
+
+def test_cpu_program_restores_as_restore(loaded):
+    """A 20x27 image (padded to the 32x32 program, batch padded to 2) against ImageRestorer."""
+    config = get_config()
+    restorer, params = builder.build_restorer(config)
+    image = np.asarray(jax.random.uniform(jax.random.key(1), (20, 27, 3)))
+    want = builder.image_restorer(config, restorer, params).restore_batch(
+        image[None], names=["photo.png"])[0]
+    got = loaded(image, name="photo.png")
+    assert got.shape == (80, 108, 3)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_tiles_do_not_depend_on_batching(loaded):
+    image = np.asarray(jax.random.uniform(jax.random.key(2), (40, 36, 3)))  # 2 x 2 tiles
+    one_by_one = loaded(image)
+    assert one_by_one.shape == (160, 144, 3) and 0 <= one_by_one.min() <= one_by_one.max() <= 1
+    two_at_a_time = dataclasses.replace(loaded, batch=2)  # the same compiled program
+    np.testing.assert_allclose(two_at_a_time(image), one_by_one, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="larger than every exported batch"):
+        loaded.run(np.zeros((3, 32, 32, 3), np.float32), np.zeros((3, 2), np.uint32))
+
+
+def test_bad_input_is_one_line_error(tmp_path):
+    with pytest.raises(ValueError, match="no manifest.json"):
+        ExportedRestorer.load(tmp_path)
+    proc = export(tmp_path, "--platforms", "cpu,gpu")
+    assert proc.returncode == 2 and "unknown ['gpu']" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_keys_are_image_keys():
+    ours = ExportedRestorer({"seed": 12345}, {}, {}).image_key("a.png")
+    assert np.array_equal(jax.random.key_data(ours),
+                          jax.random.key_data(image_key(12345, "a.png")))
+
+
+def test_loader_imports_no_model_code():
+    code = ("import sys, resshift_jax.exported; print(sorted(m for m in sys.modules "
+            "if m.startswith(('flax', 'resshift_jax', 'ml_collections'))))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.stdout.split() == ["['resshift_jax',", "'resshift_jax.exported',",
+                                   "'resshift_jax.tiling']"], proc.stderr
