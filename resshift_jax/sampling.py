@@ -64,20 +64,24 @@ def draw_noises(key, latent_shape, num_steps: int, dtype=jnp.float32):
     return prior, steps
 
 
+def reverse_step(restorer: Restorer, unet_params, x_t, t, z_y, lq, mask, noise):
+    """One reverse step x_t -> (x_{t-1}, x0 prediction) at spaced steps t (one per example)."""
+    model_out = restorer.denoise(unet_params, x_t, t, lq, mask)
+    return diffusion.p_sample(restorer.schedule, model_out.astype(x_t.dtype), x_t, z_y, t, noise,
+                              clip_denoised=restorer.vq is None)
+
+
 def reverse_chain(restorer: Restorer, unet_params, z_y, lq, mask, noise_prior, noise_steps,
                   *, use_scan: bool = True):
     """x_T = z_y + kappa sqrt(eta_T) noise, then T reverse steps; returns all samples."""
     s = restorer.schedule
-    clip = restorer.vq is None
     num_steps = s.num_timesteps
     batch = z_y.shape[0]
 
     def step(x_t, inputs):
         i, noise = inputs
         t = jnp.full((batch,), num_steps - 1 - i, jnp.int32)
-        model_out = restorer.denoise(unet_params, x_t, t, lq, mask)
-        sample, pred_xstart = diffusion.p_sample(s, model_out.astype(x_t.dtype), x_t, z_y, t,
-                                                 noise, clip_denoised=clip)
+        sample, pred_xstart = reverse_step(restorer, unet_params, x_t, t, z_y, lq, mask, noise)
         return sample, (sample, pred_xstart)
 
     x_T = diffusion.prior_sample(s, z_y, noise_prior)
