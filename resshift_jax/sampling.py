@@ -90,12 +90,26 @@ def draw_noises(key, latent_shape, num_steps: int, dtype=jnp.float32):
     return prior, steps
 
 
+def reverse_step(restorer: Restorer, unet_params, x_t, t, z_y, lq, mask, noise):
+    """One reverse step x_t -> (x_{t-1}, x0 prediction) at spaced steps t (one per example),
+    by `restorer.sampler`; the scan body and the parity runner's teacher-forced check share it."""
+    s = restorer.schedule
+    clip = restorer.vq is None
+    model_out = restorer.denoise(unet_params, x_t, t, lq, mask).astype(x_t.dtype)
+    if restorer.sampler == "ddpm":
+        return diffusion.p_sample(s, model_out, x_t, z_y, t, noise, clip_denoised=clip)
+    if restorer.sampler == "ddim":
+        return diffusion.ddim_sample(s, model_out, x_t, z_y, t, clip_denoised=clip)
+    pred = diffusion.predict_xstart(s, model_out, x_t, z_y, t)
+    pred = jnp.clip(pred, -1, 1) if clip else pred
+    return pred, pred
+
+
 def reverse_chain(restorer: Restorer, unet_params, z_y, lq, mask, noise_prior, noise_steps=None,
                   *, use_scan: bool = True):
     """x_T = z_y + kappa sqrt(eta_T) noise, then `restorer.num_steps` reverse steps from
     t = T-1 down; returns every step's sample and x0 prediction (stacked)."""
     s = restorer.schedule
-    clip = restorer.vq is None
     last = s.num_timesteps - 1
     batch = z_y.shape[0]
     if restorer.stochastic and noise_steps is None:
@@ -104,14 +118,7 @@ def reverse_chain(restorer: Restorer, unet_params, z_y, lq, mask, noise_prior, n
     def step(x_t, inputs):
         i, noise = inputs
         t = jnp.full((batch,), last - i, jnp.int32)
-        model_out = restorer.denoise(unet_params, x_t, t, lq, mask).astype(x_t.dtype)
-        if restorer.sampler == "ddpm":
-            sample, pred = diffusion.p_sample(s, model_out, x_t, z_y, t, noise, clip_denoised=clip)
-        elif restorer.sampler == "ddim":
-            sample, pred = diffusion.ddim_sample(s, model_out, x_t, z_y, t, clip_denoised=clip)
-        else:
-            pred = diffusion.predict_xstart(s, model_out, x_t, z_y, t)
-            sample = pred = jnp.clip(pred, -1, 1) if clip else pred
+        sample, pred = reverse_step(restorer, unet_params, x_t, t, z_y, lq, mask, noise)
         return sample, (sample, pred)
 
     x_T = diffusion.prior_sample(s, z_y, noise_prior)

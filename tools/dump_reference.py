@@ -12,11 +12,21 @@ It writes `fixtures.json` (format: tests/fixtures/parity/README.md) with a `unet
 the whole reverse chain with every noise recorded, so our chain can be fed the same
 noises. Checkpoints are referenced by path, not copied. `--random_weights SEED` draws
 every parameter at random instead (saved into OUT, since they exist nowhere else).
+
+`--float64` also runs each chain in double precision (models and inputs cast, the
+reference's float32 pins patched at run time: tools/reference_float64.py) and
+`--floor_threads 1,2` repeats the float32 chain under torch.set_num_threads(n) for each n
+(the io holds the first), to measure the reference's own float32 error against float64:
+each sampler entry then names a `float64` file (format: docs/parity.md).
 """
 import argparse
+import collections
+import contextlib
+import copy
 import json
 import pathlib
 import sys
+import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from resshift_jax import releases  # noqa: E402  (stdlib only: runs in the torch env)
@@ -26,6 +36,16 @@ EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 def fail(message: str):
     sys.exit(f"dump_reference: {message}")
+
+
+def _thread_counts(text: str):
+    try:
+        counts = [int(n) for n in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected distinct thread counts like 1,2")
+    return counts
 
 
 def parse_args(argv=None):
@@ -41,7 +61,13 @@ def parse_args(argv=None):
     p.add_argument("--mask_path", help="inpainting masks (file or folder, same names)")
     p.add_argument("--max_size", type=int, default=0, help="centre-crop LQ to at most N px")
     p.add_argument("--seed", type=int, default=12345, help="noise seed")
-    return p.parse_args(argv)
+    p.add_argument("--float64", action="store_true", help="also run every chain in float64")
+    p.add_argument("--floor_threads", type=_thread_counts, metavar="N,M",
+                   help="float32 chains under these torch thread counts (needs --float64)")
+    args = p.parse_args(argv)
+    if args.floor_threads and not args.float64:
+        p.error("--floor_threads measures float32 against float64: add --float64")
+    return args
 
 
 def _images(path: pathlib.Path):
@@ -63,6 +89,82 @@ def _random_(module, seed):
             else:
                 fan_in = max(1, p[0].numel())
                 p.copy_(torch.randn(p.shape, generator=gen) / fan_in ** 0.5)
+
+
+def reference_chain(diffusion, unet, vq, lq, kwargs, noise_prior, noise_steps):
+    """The reference's reverse chain fed the recorded noises: z_y, every step, the decode."""
+    import torch
+    z_y = diffusion.encode_first_stage(lq, vq, up_sample=True)
+    x = diffusion.prior_sample(z_y, noise_prior)
+    samples, preds = [], []
+    for i, t in enumerate(reversed(range(diffusion.num_timesteps))):
+        tt = torch.full((lq.shape[0],), t, dtype=torch.int64)
+        res = diffusion.p_mean_variance(unet, x, z_y, tt, clip_denoised=False, model_kwargs=kwargs)
+        x = res["mean"] + (t > 0) * torch.exp(0.5 * res["log_variance"]) * noise_steps[i]
+        samples.append(x), preds.append(res["pred_xstart"])
+    return {"z_y": z_y, "samples": torch.stack(samples), "pred_xstart": torch.stack(preds),
+            "out": diffusion.decode_first_stage(x, vq)}
+
+
+def _indices(vq, latent):
+    """The code index of every latent cell, (B, h, w), by the reference's own quantizer."""
+    _, _, (_, _, indices) = vq.quantize(latent)
+    return indices.reshape(latent.shape[0], *latent.shape[2:])
+
+
+def _decode_indices(vq, indices):
+    """Decode the codebook entries that `indices` (B, h, w) name."""
+    shape = (*indices.shape, vq.quantize.e_dim)
+    return vq.decode(vq.quantize.get_codebook_entry(indices.reshape(-1), shape),
+                     force_not_quantize=True)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _relative_error(ours, truth) -> float:
+    """The contract's measure max|a - b| / max(1, max|b|), in float64."""
+    a, b = ours.double(), truth.double()
+    return float((a - b).abs().max() / max(1.0, float(b.abs().max())))
+
+
+def float64_arrays(diffusion, models64, vq, lq, kwargs, noises, runs, threads) -> dict:
+    """The float64 chain, its final code indices, and each float32 run's error against it."""
+    import numpy as np
+    from reference_float64 import double_precision  # beside this file; needs torch
+    unet64, vq64 = models64
+    start = time.time()
+    with double_precision(unet64) as watch:
+        truth = reference_chain(diffusion, unet64, vq64, lq.double(),
+                       {k: v.double() for k, v in kwargs.items()}, *(n.double() for n in noises))
+        indices = _indices(vq64, truth["samples"][-1] / diffusion.scale_factor)
+    if watch.leaks:
+        fail(f"the float64 run computed in low precision at {dict(watch.leaks)}: a float32 pin "
+             "of this reference version that tools/reference_float64.py does not patch")
+    print(f"  float64 chain {time.time() - start:.0f} s", file=sys.stderr)
+    floor = collections.defaultdict(list)
+    for n, run in zip(threads, runs):
+        with torch_threads(n):
+            unflipped = _decode_indices(vq, indices)
+            own = _indices(vq, run["samples"][-1] / diffusion.scale_factor)
+        for key in ("z_y", "out"):
+            floor[key].append(_relative_error(run[key], truth[key]))
+        for key in ("samples", "pred_xstart"):
+            floor[key].append([_relative_error(a, b) for a, b in zip(run[key], truth[key])])
+        floor["out_unflipped"].append(_relative_error(unflipped, truth["out"]))
+        floor["flips"].append(int((own != indices).sum()))
+    arrays = {k: v.numpy() for k, v in truth.items()}
+    arrays.update({f"floor_{k}": np.asarray(v) for k, v in floor.items()},
+                  indices=indices.numpy(), floor_threads=np.asarray(threads, np.int64))
+    return arrays
 
 
 def main(argv=None):
@@ -119,6 +221,8 @@ def main(argv=None):
     sf, lq_size = int(diff_params["sf"]), int(model_params.get("lq_size", 64))
     gen = torch.Generator().manual_seed(args.seed)
     latent_down = 2 ** (len(vq_params["ddconfig"]["ch_mult"]) - 1)
+    threads = args.floor_threads or [torch.get_num_threads()]
+    models64 = (copy.deepcopy(unet).double(), copy.deepcopy(vq).double()) if args.float64 else None
 
     def load(path, gray=False):
         im = np.asarray(Image.open(path).convert("L" if gray else "RGB"), np.float32) / 255.0
@@ -148,25 +252,29 @@ def main(argv=None):
                 fail(f"{path}: its mask is missing or of another size")
             kwargs["mask"] = mask
         name = f"sampler_{path.stem}"
+        shape = (lq.shape[0], vq_params["embed_dim"], lq.shape[-2] * sf // latent_down,
+                 lq.shape[-1] * sf // latent_down)
+        noise_prior = torch.randn(shape, generator=gen)
+        noise_steps = torch.stack([torch.randn(shape, generator=gen)
+                                   for _ in range(diffusion.num_timesteps)])
+        runs = []
         with torch.no_grad():
-            z_y = diffusion.encode_first_stage(lq, vq, up_sample=True)
-            noise_prior = torch.randn(z_y.shape, generator=gen)
-            x = diffusion.prior_sample(z_y, noise_prior)
-            steps, samples, preds = [], [], []
-            for t in reversed(range(diffusion.num_timesteps)):
-                tt = torch.full((lq.shape[0],), t, dtype=torch.int64)
-                res = diffusion.p_mean_variance(unet, x, z_y, tt, clip_denoised=False, model_kwargs=kwargs)
-                noise = torch.randn(x.shape, generator=gen)
-                x = res["mean"] + (t > 0) * torch.exp(0.5 * res["log_variance"]) * noise
-                steps.append(noise), samples.append(x), preds.append(res["pred_xstart"])
-            decoded = diffusion.decode_first_stage(x, vq)
-        io = {"lq": lq, "z_y": z_y, "noise_prior": noise_prior, "noise_steps": torch.stack(steps),
-              "samples": torch.stack(samples), "pred_xstart": torch.stack(preds), "out": decoded}
-        if "mask" in kwargs:
-            io["mask"] = kwargs["mask"]
+            for n in threads:
+                start = time.time()
+                with torch_threads(n):
+                    runs.append(reference_chain(diffusion, unet, vq, lq, kwargs, noise_prior, noise_steps))
+                print(f"  float32 chain, {n} threads: {time.time() - start:.0f} s", file=sys.stderr)
+        io = {"lq": lq, "noise_prior": noise_prior, "noise_steps": noise_steps, **runs[0], **kwargs}
         np.savez(out / f"{name}_io.npz", **{k: v.numpy() for k, v in io.items()})
         entries[name] = {"kind": "sampler", "diffusion": diff_params, "unet": "unet",
                          "autoencoder": "vq", "io": f"{name}_io.npz"}
+        if args.float64:
+            with torch.no_grad():
+                arrays = float64_arrays(diffusion, models64, vq, lq, kwargs,
+                                         (noise_prior, noise_steps), runs, threads)
+            np.savez(out / f"{name}_f64.npz", **arrays)
+            entries[name]["float64"] = f"{name}_f64.npz"
+        z_y = runs[0]["z_y"]
         if first:
             first = False
             with torch.no_grad():

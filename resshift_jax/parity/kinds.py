@@ -11,6 +11,7 @@ from typing import Callable, Dict, NamedTuple
 
 import numpy as np
 
+from resshift_jax.parity.chain import sampler_arrays
 from resshift_jax.parity.layout import nchw, nhwc
 
 
@@ -76,17 +77,6 @@ def _vq(name, entry, ctx: Context) -> dict:
     out = {k: (np.asarray(v) if k == "indices" else nchw(v)) for k, v in out.items()}
     out["indices"] = out["indices"].reshape(io["indices"].shape)
     return out
-
-
-def _sampler(name, entry, ctx: Context) -> dict:
-    from resshift_jax.sampling import make_restore_fn
-    io = ctx.io(entry)
-    restorer, params = ctx.restorer(entry)
-    mask = nhwc(io["mask"]) if "mask" in io else None
-    chain = make_restore_fn(restorer, return_chain=True)(
-        params, nhwc(io["lq"]), mask=mask,
-        noises=(nhwc(io["noise_prior"]), nhwc(io["noise_steps"])))
-    return {k: nchw(v) for k, v in chain.items()}
 
 
 def _train_loss(name, entry, ctx: Context) -> dict:
@@ -192,6 +182,6 @@ def _degradation(name, entry, ctx: Context) -> dict:
 
 
 ADAPTERS: Dict[str, Callable] = {
-    "unet": _unet, "vq": _vq, "bicubic": _bicubic, "sampler": _sampler,
+    "unet": _unet, "vq": _vq, "bicubic": _bicubic, "sampler": sampler_arrays,
     "train_loss": _train_loss, "tiling": _tiling, "degradation": _degradation,
 }

@@ -5,7 +5,10 @@
 A fixture set is a folder with `fixtures.json` (see tests/fixtures/parity/README.md): each
 entry has a `kind` and names its files. Every entry of a known kind is computed with the
 project's own code and compared array by array with the contract's measure
-max|port - ref| / max(1, max|ref|). Exit status is non-zero on any failure.
+max|port - ref| / max(1, max|ref|). A sampler entry is also run teacher-forced (each step
+from the reference's recorded state), its final codebook flips are explained, and where it
+carries the reference's float64 chain it is judged against that (parity/chain.py).
+Exit status is non-zero on any failure.
 """
 import argparse
 import json
@@ -14,9 +17,11 @@ from typing import List
 
 import numpy as np
 
+from resshift_jax.parity import chain
 from resshift_jax.parity.compare import (SCHEDULE_TOL, Row, compare, format_table, passed,
                                          relative_error)
 from resshift_jax.parity.kinds import ADAPTERS, Context
+from resshift_jax.parity.report import chain_report
 
 
 def _schedule_rows(name, entry, ctx: Context) -> List[Row]:
@@ -35,8 +40,9 @@ def _schedule_rows(name, entry, ctx: Context) -> List[Row]:
     return rows
 
 
-def run_fixtures(root, *, dtype: str = "float32", save_outputs=None) -> List[Row]:
-    """Compute and compare every entry of `root/fixtures.json`."""
+def run_fixtures(root, *, dtype: str = "float32", save_outputs=None, only=None) -> List[Row]:
+    """Compute and compare every entry of `root/fixtures.json` (or those named in `only`;
+    the others may still be named by them, as a sampler names its networks)."""
     import jax
     jax.config.update("jax_default_matmul_precision", "highest")
     root = pathlib.Path(root)
@@ -44,8 +50,13 @@ def run_fixtures(root, *, dtype: str = "float32", save_outputs=None) -> List[Row
     ctx = Context(root, entries, dtype)
     strict = dtype == "float32"
     rows: List[Row] = []
+    unknown = sorted(set(only or ()) - set(entries))
+    if unknown:
+        raise KeyError(f"{root / 'fixtures.json'}: no entries {', '.join(unknown)}")
     for name, entry in entries.items():
         kind = entry.get("kind")
+        if only is not None and name not in only:
+            continue
         if kind == "schedules":
             rows += _schedule_rows(name, entry, ctx)
             continue
@@ -61,37 +72,13 @@ def run_fixtures(root, *, dtype: str = "float32", save_outputs=None) -> List[Row
             out_dir = pathlib.Path(save_outputs)
             out_dir.mkdir(parents=True, exist_ok=True)
             np.savez(out_dir / f"{name}.npz", **{k: np.asarray(v) for k, v in ours.items()})
-        rows += compare(name, kind, ours, ctx.io(entry), strict)
+        io = ctx.io(entry)
+        plain = compare(name, kind, ours, io, strict)
+        if kind == "sampler":
+            plain = chain.sampler_rows(name, chain.judgement(root, entry, ours, io), ours, io,
+                                       plain, strict)
+        rows += plain
     return rows
-
-
-def chain_report(root, save_dir) -> str:
-    """Per image and per step: max / mean |ours - ref| of the latents, and the final PSNR."""
-    root, save_dir = pathlib.Path(root), pathlib.Path(save_dir)
-    entries = json.loads((root / "fixtures.json").read_text())
-    lines = ["| fixture | step | samples max | samples mean | pred_xstart max | pred_xstart mean |",
-             "|---|---|---|---|---|---|"]
-    finals = ["| fixture | out max abs | out mean abs | PSNR ours vs reference (dB) |",
-              "|---|---|---|---|"]
-    for name, entry in entries.items():
-        if entry.get("kind") != "sampler" or not (save_dir / f"{name}.npz").is_file():
-            continue
-        with np.load(root / entry["io"]) as ref_file, np.load(save_dir / f"{name}.npz") as ours_file:
-            ref, ours = dict(ref_file), dict(ours_file)
-        for i in range(ref["samples"].shape[0]):
-            ds = np.abs(ours["samples"][i] - ref["samples"][i])
-            dp = np.abs(ours["pred_xstart"][i] - ref["pred_xstart"][i])
-            lines.append(f"| {name} | {i} | {ds.max():.3g} | {ds.mean():.3g} | {dp.max():.3g} "
-                         f"| {dp.mean():.3g} |")
-        a = np.clip(ours["out"] * 0.5 + 0.5, 0, 1)
-        b = np.clip(ref["out"] * 0.5 + 0.5, 0, 1)
-        mse = float(np.mean((a - b) ** 2))
-        psnr = float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-        d = np.abs(ours["out"] - ref["out"])
-        finals.append(f"| {name} | {d.max():.3g} | {d.mean():.3g} | {psnr:.2f} |")
-    if len(lines) == 2:
-        return ""
-    return "\n".join(lines) + "\n\n" + "\n".join(finals)
 
 
 def main(argv=None) -> int:
@@ -111,7 +98,7 @@ def main(argv=None) -> int:
         save_dir = args.save_outputs or scratch
         rows = run_fixtures(args.fixture_dir, dtype=args.dtype, save_outputs=save_dir)
         steps = chain_report(args.fixture_dir, save_dir)
-    table = format_table(rows) + (f"\n\nPer step ({args.dtype}):\n\n{steps}" if steps else "")
+    table = format_table(rows) + (f"\n\n{args.dtype} chains.\n\n{steps}" if steps else "")
     print(table)
     if args.report:
         pathlib.Path(args.report).write_text(table + "\n")
