@@ -1,0 +1,57 @@
+"""A web page to try the restorers in the browser: upload, restore, compare, download.
+
+    python app.py                                   # the released models, on 127.0.0.1:7860
+    python app.py --config configs/demo.py --unet_ckpt runs/demo     # your model, offline
+    python app.py --host 0.0.0.0 --port 8080        # reachable from other machines
+
+Requests run the `sample.py` job (same reader, limits and messages) on restorers kept
+warm per model and dtype, one request at a time. Released weights are downloaded into
+--weights_dir on first use, as by `sample.py`.
+"""
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file(
+    "config", None, "configs/*.py of your own model (added to the menu, first); "
+    "default: only the released models", lock_config=False)
+flags.DEFINE_string("unet_ckpt", None, "with --config: UNet weights (a released name, .pth, "
+                    ".safetensors or a training workdir); default the config's")
+flags.DEFINE_string("vq_ckpt", None, "with --config: autoencoder weights; default the config's")
+flags.DEFINE_bool("released", True, "offer the released models too (with --config)")
+flags.DEFINE_string("weights_dir", "./weights", "where released weights are kept / downloaded")
+flags.DEFINE_string("host", "127.0.0.1", "address to listen on (0.0.0.0: every interface)")
+flags.DEFINE_integer("port", 7860, "port to listen on")
+flags.DEFINE_integer("max_upload_mb", 64, "refuse uploads larger than this")
+flags.DEFINE_integer("cache_models", 2, "restorers (model, dtype) kept warm")
+flags.DEFINE_float("max_output_megapixels", 256.0, "refuse images whose output is larger")
+flags.DEFINE_string("compilation_cache", None,
+                    "persistent XLA compilation cache folder (a restart does not recompile)")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    if FLAGS.compilation_cache:
+        import jax
+        jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    from resshift_jax import webapp, webui
+
+    models = {}
+    if FLAGS.config is not None:
+        name = f"yours: {config_flags.get_config_filename(FLAGS['config'])}"
+        models.update(webapp.custom_model(FLAGS.config, FLAGS.unet_ckpt, FLAGS.vq_ckpt, name))
+    if FLAGS.config is None or FLAGS.released:
+        models.update(webapp.released_models())
+    engine = webapp.Engine(models, weights_dir=FLAGS.weights_dir,
+                           cache_size=FLAGS.cache_models,
+                           max_output_megapixels=FLAGS.max_output_megapixels)
+    webui.serve(engine, host=FLAGS.host, port=FLAGS.port,
+                max_file_size=f"{FLAGS.max_upload_mb}mb")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)))
