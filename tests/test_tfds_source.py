@@ -65,7 +65,7 @@ def _config(data_dir, workers):
 
 def test_tfds_batches_cover_an_epoch_deterministically(data_dir):
     def identity(hq, rng):
-        return hq, hq
+        return {"hq": hq, "lq": hq}
 
     def batches(workers):
         it = make_train_iterator(_config(data_dir, workers), per_host_batch=2, seed=3,
