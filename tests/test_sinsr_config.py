@@ -65,8 +65,8 @@ def _sample(*args):
 
 
 def test_sample_py_sinsr_version_and_samplers(tmp_path):
-    probe = subprocess.run([sys.executable, "-c", "import sample; c = sample.task_config('realsr', "
-                            "'sinsr'); print(c.sample.sampler, c.sample.unet_weights)"],
+    probe = subprocess.run([sys.executable, "-c", "from resshift_jax import releases; c = releases.release("
+                            "'realsr', 'sinsr').get_config(); print(c.sample.sampler, c.sample.unet_weights)"],
                            capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert probe.stdout.split() == ["onestep", "sinsr_v1"], probe.stderr[-2000:]
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), np.uint8)).save(
