@@ -35,11 +35,16 @@ flags.DEFINE_enum("sampler", None, ["ddpm", "ddim", "onestep"],
 flags.DEFINE_integer("steps", None, "respace the chain to this many steps (ddpm/ddim)")
 flags.DEFINE_integer("scale", None, "scale factor; default the config's (4, 2 for realsr_x2)")
 flags.DEFINE_integer("seed", None, "random seed (default the config's, 12345 as the reference)")
-flags.DEFINE_integer("bs", 1, "images per batch (same-size images are batched)")
+flags.DEFINE_integer("bs", None, "images per network call, sharded over the local devices "
+                     "(default: one per device)")
 flags.DEFINE_integer("chop_size", None,
                      "tile size in LQ pixels for large images (512/256/64; default the config's)")
 flags.DEFINE_integer("chop_stride", None, "tile stride in LQ pixels (-1: the reference's rule)")
-flags.DEFINE_integer("chop_bs", 1, "tiles per network call")
+flags.DEFINE_integer("chop_bs", None, "tiles per network call (default: one per device)")
+flags.DEFINE_enum("pad", "bucket", ["bucket", "reference"],
+                  "bucket: pad images to a few square sizes and tiles to the chop's shape, so a "
+                  "folder compiles few programs; reference: pad each to a multiple of the "
+                  "model's lq_size, exactly as the reference (one program per padded size)")
 flags.DEFINE_enum("blend", None, ["gaussian", "average"],
                   "tile blending; 'average' reproduces the reference exactly (default: gaussian)")
 flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
@@ -53,6 +58,14 @@ flags.DEFINE_string("compilation_cache", None,
 flags.DEFINE_enum("alpha", "keep", ["keep", "drop"], "RGBA inputs: re-attach alpha or drop it")
 flags.DEFINE_bool("overwrite", False, "replace existing results (inputs are never touched)")
 flags.DEFINE_float("max_output_megapixels", 256.0, "refuse images whose output is larger")
+flags.DEFINE_bool("multihost", False, "one process per host: each restores a disjoint share of "
+                  "the files on its local devices; process 0 prints the summary of all hosts")
+flags.DEFINE_string("coordinator_address", None, "--multihost without auto-detection: host:port "
+                    "of process 0 (else JAX_COORDINATOR_ADDRESS, or TPU/SLURM detection)")
+flags.DEFINE_integer("num_processes", None, "--multihost: the number of processes")
+flags.DEFINE_integer("process_id", None, "--multihost: this process's index")
+flags.DEFINE_float("multihost_wait", 3600.0, "--multihost: seconds process 0 waits for the "
+                   "other hosts' summaries after its own share")
 FLAGS = flags.FLAGS
 
 
@@ -61,14 +74,14 @@ def main(argv):
     sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid text
     if not FLAGS.in_path:
         raise app.UsageError("give the input image or folder with -i/--in_path")
+    import jax
+    import jax.numpy as jnp
     if FLAGS.compilation_cache:
-        import jax
         jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    import jax.numpy as jnp
 
-    from resshift_jax import builder, sample_job
+    from resshift_jax import builder, multihost, sample_job
     from resshift_jax.weights import CheckpointError, WeightsError
 
     config = FLAGS.config or releases.release(FLAGS.task, FLAGS.version).get_config()
@@ -88,13 +101,22 @@ def main(argv):
     chop_size, chop_stride = builder.tile_geometry(config, FLAGS.chop_size, FLAGS.chop_stride)
     blend = FLAGS.blend or config.sample.blend
     dtype = FLAGS.dtype or config.sample.compute_dtype
+    if FLAGS.multihost:
+        multihost.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    devices = jax.local_devices()
+    bs, chop_bs = (FLAGS.bs or len(devices)), (FLAGS.chop_bs or len(devices))
+    if bs < 1 or chop_bs < 1:
+        print(f"error: --bs {bs} / --chop_bs {chop_bs}: give at least 1", file=sys.stderr)
+        return 2
     opts = sample_job.JobOptions(
-        in_path=FLAGS.in_path, out_path=FLAGS.out_path, mask_path=FLAGS.mask_path, bs=FLAGS.bs,
-        chop_size=chop_size, chop_stride=chop_stride, chop_bs=FLAGS.chop_bs, blend=blend,
+        in_path=FLAGS.in_path, out_path=FLAGS.out_path, mask_path=FLAGS.mask_path, bs=bs,
+        chop_size=chop_size, chop_stride=chop_stride, chop_bs=chop_bs, blend=blend,
         seed=config.sample.seed if FLAGS.seed is None else FLAGS.seed, alpha=FLAGS.alpha,
         overwrite=FLAGS.overwrite, max_output_megapixels=FLAGS.max_output_megapixels)
     try:
         jobs = sample_job.plan_job(opts, sf=sf, needs_mask=needs_mask)
+        if FLAGS.multihost:
+            jobs = multihost.share(jobs, jax.process_index(), jax.process_count())
         restorer, params = builder.build_restorer(
             config, dtype=getattr(jnp, dtype), unet_ckpt=FLAGS.unet_ckpt, vq_ckpt=FLAGS.vq_ckpt,
             weights_dir=FLAGS.weights_dir)
@@ -102,16 +124,31 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     restorer = dataclasses.replace(restorer, sampler=sampler)
-    print(f"{len(jobs)} images, x{sf}, {restorer.num_steps} {sampler} steps, "
-          f"tiles {chop_size}/{chop_stride} LQ px, {dtype}", file=sys.stderr)
     image_restorer = builder.image_restorer(
         config, restorer, params, chop_size=FLAGS.chop_size, chop_stride=FLAGS.chop_stride,
-        chop_bs=FLAGS.chop_bs, blend=blend, seed=opts.seed)
-    summary = sample_job.run_job(image_restorer, opts, jobs)
-    for failure in summary.failures:
-        print(f"failed: {failure}", file=sys.stderr)
-    print(summary.line())
-    return 1 if summary.failures else 0
+        chop_bs=chop_bs, bs=bs, blend=blend, seed=opts.seed, pad=FLAGS.pad, devices=devices)
+    print(f"{len(jobs)} images, x{sf}, {restorer.num_steps} {sampler} steps, "
+          f"tiles {chop_size}/{chop_stride} LQ px, {dtype}, batches {bs} images / {chop_bs} "
+          f"tiles on {image_restorer.num_devices} of {len(devices)} {devices[0].platform} "
+          f"devices, {FLAGS.pad} padding", file=sys.stderr)
+    if not FLAGS.multihost:
+        summary = sample_job.run_job(image_restorer, opts, jobs)
+        for failure in summary.failures:
+            print(f"failed: {failure}", file=sys.stderr)
+        print(summary.line())
+        return 1 if summary.failures else 0
+    try:
+        summary = sample_job.run_job(image_restorer, opts, jobs)
+    except Exception as e:  # noqa: BLE001 -- this host's failure is reported by process 0 too
+        summary = sample_job.Summary(failures=[f"host {jax.process_index()}: {e!r}"])
+    multihost.publish(summary, jax.process_index())
+    if jax.process_index() != 0:
+        print(f"host {jax.process_index()}: {summary.line()}")
+        return 1 if summary.failures else 0
+    lines, ok = multihost.report(multihost.gather(jax.process_count(), FLAGS.multihost_wait),
+                                 FLAGS.multihost_wait)
+    print("\n".join(lines))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

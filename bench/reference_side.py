@@ -32,9 +32,42 @@ def networks(reference, unet_ckpt, vq_ckpt, config):
     return unet, vq, create_gaussian_diffusion(**diffusion_params)
 
 
+def restore_folder(args, unet, vq, diffusion) -> dict:
+    """Wall seconds of the reference sampler's per-image path over a folder: read, reflect-pad
+    to a multiple of padding_offset, the chain with VQ encode/decode, crop, clamp, write PNG
+    (its ResShiftSampler.sample_func, without CUDA; images within its chop size)."""
+    import math
+    import time
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in pathlib.Path(args.folder).iterdir() if p.suffix == ".png")
+    start = time.perf_counter()
+    for path in files:
+        y0 = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), np.float32) / 127.5 - 1)
+        y0 = y0.permute(2, 0, 1)[None]
+        h, w = y0.shape[2:]
+        o = args.padding_offset
+        y0 = F.pad(y0, (0, math.ceil(w / o) * o - w, 0, math.ceil(h / o) * o - h), mode="reflect")
+        with torch.no_grad():
+            sr = diffusion.p_sample_loop(y=y0, model=unet, first_stage_model=vq,
+                                         clip_denoised=False, model_kwargs={"lq": y0})
+        sr = sr[:, :, :h * diffusion.sf, :w * diffusion.sf].clamp(-1, 1)
+        image = ((sr[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+        Image.fromarray(image).save(out / path.name)
+    return {"folder_seconds": time.perf_counter() - start, "images": len(files)}
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["forward", "sample", "train"])
+    parser.add_argument("what", choices=["forward", "sample", "train", "folder"])
+    parser.add_argument("--folder", type=json.loads, help="folder: the LQ images to restore one by one")
+    parser.add_argument("--out", type=json.loads, help="folder: where the PNG results go")
+    parser.add_argument("--padding_offset", type=json.loads, default=64)
     parser.add_argument("--reference", required=True)
     parser.add_argument("--batch", type=json.loads, default=1)
     parser.add_argument("--size", type=json.loads, default=64, help="LQ size in pixels")
@@ -62,6 +95,8 @@ def main():
             result["unet_forward"] = median_time(lambda: unet(x, t, lq=lq), iters=args.iters)
             result["vq_encode"] = median_time(lambda: vq.encode(hq), iters=args.iters)
             result["vq_decode"] = median_time(lambda: vq.decode(z), iters=args.iters)
+    elif args.what == "folder":
+        result.update(restore_folder(args, unet, vq, diffusion))
     elif args.what == "sample":
         def chain():
             with torch.no_grad():

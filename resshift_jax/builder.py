@@ -73,13 +73,15 @@ def tile_geometry(config, chop_size: Optional[int] = None, chop_stride: Optional
 
 
 def image_restorer(config, restorer: Restorer, params: dict, *, chop_size=None, chop_stride=None,
-                   chop_bs: int = 1, blend=None, seed=None, progress=None) -> ImageRestorer:
-    """The whole-image restorer `sample.py` and training validation share."""
+                   chop_bs: int = 1, bs: int = 1, blend=None, seed=None, progress=None,
+                   pad: str = "bucket", devices=None) -> ImageRestorer:
+    """The whole-image restorer `sample.py` and training validation share; batches shard
+    over the local devices (`devices`) that divide `bs` and `chop_bs`."""
     size, stride = tile_geometry(config, chop_size, chop_stride)
     needs_mask = bool(config.model.get("cond_mask", False))
     return ImageRestorer(
         restorer, params, lq_size=int(config.sample.get("padding_offset") or config.model.lq_size),
-        chop_size=size, chop_stride=stride, chop_bs=chop_bs,
+        chop_size=size, chop_stride=stride, chop_bs=chop_bs, bs=bs, pad=pad, devices=devices,
         blend=blend or config.sample.blend,
         seed=int(config.sample.seed if seed is None else seed),
         mask_back=bool(config.sample.get("mask_back", needs_mask)), progress=progress)

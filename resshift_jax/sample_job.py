@@ -43,11 +43,14 @@ class Summary:
     skipped: int = 0
     failures: List[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    compilations: int = 0
+    compile_seconds: float = 0.0
 
     def line(self) -> str:
         rate = self.done / self.seconds if self.seconds > 0 else 0.0
         return (f"{self.done} images restored, {len(self.failures)} failed, "
-                f"{self.skipped} skipped (result exists), {rate:.3g} images/s")
+                f"{self.skipped} skipped (result exists), {rate:.3g} images/s, "
+                f"{self.compilations} compilations ({self.compile_seconds:.1f} s)")
 
 
 class JobError(ValueError):
@@ -148,21 +151,15 @@ def load(job: Job, opts: JobOptions, sf: int) -> Loaded:
     return Loaded(job, rgb, alpha if opts.alpha == "keep" else None, mask)
 
 
-def restore(image_restorer, items: List[Loaded], opts: JobOptions, bs: int) -> np.ndarray:
-    """The restored images of same-size `items`, padded to a batch of `bs` when untiled.
+def restore(image_restorer, items: List[Loaded]) -> list:
+    """The restored images of `items` (one batch group of the restorer).
 
     Each image's noise is keyed by its file name, so its result is the same in any batch
     (and when a failed batch is retried image by image).
     """
-    images = np.stack([it.rgb for it in items])
-    masks = None if items[0].mask is None else np.stack([it.mask[..., None] for it in items])
-    names = [it.job.src.name for it in items]
-    pad = max(0, bs - len(items)) if max(images.shape[1:3]) <= opts.chop_size else 0
-    if pad:  # a fixed batch shape: one compilation per image size
-        images = np.concatenate([images, np.repeat(images[-1:], pad, 0)])
-        masks = None if masks is None else np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
-        names += names[-1:] * pad
-    return image_restorer.restore_batch(images, masks, names)[:len(items)]
+    masks = None if items[0].mask is None else [it.mask[..., None] for it in items]
+    return image_restorer.restore_batch([it.rgb for it in items], masks,
+                                        [it.job.src.name for it in items])
 
 
 def reason(err: Exception, src) -> str:
@@ -175,22 +172,35 @@ def reason(err: Exception, src) -> str:
     return text
 
 
-def _groups(items: Iterable[Loaded], bs: int):
-    """Consecutive items of one image size, at most `bs` per group."""
-    group = []
+def _by_group(jobs: List[Job], image_restorer) -> List[Job]:
+    """`jobs` reordered so that images of one batch group (size or bucket, from the headers)
+    are consecutive; unreadable headers last (reported when read)."""
+    groups: dict = {}
+    for job in jobs:
+        size = _header_or_none(job.src)
+        groups.setdefault(None if size is None else image_restorer.group_of(*size), []).append(job)
+    unreadable = groups.pop(None, [])
+    return [job for group in groups.values() for job in group] + unreadable
+
+
+def _groups(items: Iterable[Loaded], bs: int, group_of: Callable):
+    """Consecutive items of one batch group, at most `bs` per group."""
+    group, key = [], None
     for item in items:
-        if group and (len(group) == bs or group[0].rgb.shape != item.rgb.shape):
+        item_key = group_of(*item.rgb.shape[:2])
+        if group and (len(group) == bs or item_key != key):
             yield group
             group = []
         group.append(item)
+        key = item_key
     if group:
         yield group
 
 
-def _restored(image_restorer, group: List[Loaded], opts: JobOptions, fail: Callable):
+def _restored(image_restorer, group: List[Loaded], fail: Callable):
     """[(item, result)] of a group; a failed batch is retried one image at a time."""
     try:
-        return list(zip(group, restore(image_restorer, group, opts, max(1, opts.bs))))
+        return list(zip(group, restore(image_restorer, group)))
     except Exception as err:  # noqa: BLE001 -- contained to this batch, then to its images
         if len(group) == 1:
             fail(group[0].job, err)
@@ -198,7 +208,7 @@ def _restored(image_restorer, group: List[Loaded], opts: JobOptions, fail: Calla
     done = []
     for item in group:
         try:
-            done.append((item, restore(image_restorer, [item], opts, 1)[0]))
+            done.append((item, restore(image_restorer, [item])[0]))
         except Exception as err:  # noqa: BLE001 -- this image's failure
             fail(item.job, err)
     return done
@@ -209,7 +219,9 @@ def run_job(image_restorer, opts: JobOptions, jobs: List[Job], *, out=sys.stdout
     is reported on `out` as `failed: FILE: reason`, counted in the summary, and skipped."""
     summary = Summary()
     start = time.perf_counter()
-    todo = [job for job in jobs if opts.overwrite or not job.dst.exists()]
+    compiled_before = (image_restorer.compilations, image_restorer.compile_seconds)
+    todo = _by_group([job for job in jobs if opts.overwrite or not job.dst.exists()],
+                     image_restorer)
     summary.skipped = len(jobs) - len(todo)
     bar = tqdm(total=len(todo), unit="img", desc="restoring", file=sys.stderr)
 
@@ -227,8 +239,8 @@ def run_job(image_restorer, opts: JobOptions, jobs: List[Job], *, out=sys.stdout
                 fail(job, err)
 
     try:
-        for group in _groups(loaded(), max(1, opts.bs)):
-            for item, result in _restored(image_restorer, group, opts, fail):
+        for group in _groups(loaded(), max(1, opts.bs), image_restorer.group_of):
+            for item, result in _restored(image_restorer, group, fail):
                 try:
                     image_io.write_png(item.job.dst, result, item.alpha)
                 except Exception as err:  # noqa: BLE001 -- a failed write loses this image only
@@ -239,4 +251,6 @@ def run_job(image_restorer, opts: JobOptions, jobs: List[Job], *, out=sys.stdout
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start
+        summary.compilations = image_restorer.compilations - compiled_before[0]
+        summary.compile_seconds = image_restorer.compile_seconds - compiled_before[1]
     return summary

@@ -134,21 +134,38 @@ def reverse_chain(restorer: Restorer, unet_params, z_y, lq, mask, noise_prior, n
     return jnp.stack([o[0] for o in outs]), jnp.stack([o[1] for o in outs])
 
 
+def canvas_noises(key, latent_shape, num_steps: int, canvas, dtype=jnp.float32):
+    """`draw_noises` on a (canvas_h, canvas_w) latent, cropped to `latent_shape`: the noise at
+    each latent position depends on the key and the position only, not on how far the input
+    was padded (so padding an image further changes only what the network sees)."""
+    b, h, w, c = latent_shape
+    if canvas[0] < h or canvas[1] < w:
+        raise ValueError(f"noise canvas {canvas} is smaller than the latent {(h, w)}")
+    prior, steps = draw_noises(key, (b, *canvas, c), num_steps, dtype)
+    return prior[:, :h, :w], None if steps is None else steps[:, :, :h, :w]
+
+
 def restore(restorer: Restorer, params: dict, lq, *, mask=None, key=None, noises=None,
-            use_scan: bool = True, return_chain: bool = False):
+            use_scan: bool = True, return_chain: bool = False, noise_canvas=None):
     """LQ batch (NHWC, [-1, 1]) -> restored batch (NHWC, [-1, 1], clamped).
 
     `params` holds `unet` and `vq` trees; the compute dtype is the modules' `dtype`, the
     chain state stays float32. Give either a PRNG `key` (or one per example) or
     `noises=(noise_prior, noise_steps)` in latent layout (noise_steps may be None for the
     deterministic samplers). With `return_chain` it returns the unclamped decode and every
-    intermediate, named as the parity fixtures.
+    intermediate, named as the parity fixtures. `noise_canvas` (H, W in LQ pixels, at least
+    the input's) draws a key's noise on that canvas and crops it (`canvas_noises`).
     """
     lq = lq.astype(jnp.float32)
     z_y = restorer.encode(params.get("vq"), bicubic_upsample(lq, restorer.sf))
     z_y = z_y.astype(jnp.float32)
     if noises is None:
-        noises = draw_noises(key, z_y.shape, restorer.num_steps if restorer.stochastic else 0)
+        num_steps = restorer.num_steps if restorer.stochastic else 0
+        if noise_canvas is None:
+            noises = draw_noises(key, z_y.shape, num_steps)
+        else:
+            canvas = tuple(c * z // x for c, z, x in zip(noise_canvas, z_y.shape[1:3], lq.shape[1:3]))
+            noises = canvas_noises(key, z_y.shape, num_steps, canvas)
     noise_prior, noise_steps = noises
     samples, preds = reverse_chain(restorer, params["unet"], z_y, lq, mask,
                                    noise_prior, noise_steps, use_scan=use_scan)
@@ -158,10 +175,10 @@ def restore(restorer: Restorer, params: dict, lq, *, mask=None, key=None, noises
     return jnp.clip(decoded, -1.0, 1.0)
 
 
-def make_restore_fn(restorer: Restorer, *, use_scan: bool = True,
-                    return_chain: bool = False) -> Callable[..., Any]:
+def make_restore_fn(restorer: Restorer, *, use_scan: bool = True, return_chain: bool = False,
+                    noise_canvas=None) -> Callable[..., Any]:
     """jit(restore) with the model structure closed over; compiled once per input shape."""
     def fn(params, lq, mask=None, key=None, noises=None):
         return restore(restorer, params, lq, mask=mask, key=key, noises=noises,
-                       use_scan=use_scan, return_chain=return_chain)
+                       use_scan=use_scan, return_chain=return_chain, noise_canvas=noise_canvas)
     return jax.jit(fn)

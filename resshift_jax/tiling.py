@@ -5,8 +5,8 @@ output) while keeping the network's input shape fixed so a jitted function compi
 
 Along each axis the tile extent is `min(L, chop_size)`: an axis no longer than the chop is
 one tile covering it (as in the reference), so an image smaller than the chop in both
-axes is a single tile of its own size. Callers wanting one compiled shape for all images
-can first `pad_to_multiple(img, chop_size)` and `crop_to` the result.
+axes is a single tile of its own size. `bucket_sizes` gives the few square sizes that
+images smaller than the chop are padded to, so a folder of many sizes compiles few programs.
 """
 from typing import Callable, Optional
 
@@ -47,22 +47,48 @@ def patch_starts(length: int, chop: int, stride: int) -> list[int]:
     return starts
 
 
-def pad_to_multiple(img, multiple: int, mode: str = "reflect"):
-    """Pad bottom/right of HWC or NHWC `img` so H and W are multiples of `multiple`.
-
-    As the reference sampler does before sampling (`F.pad(..., mode="reflect")` with
-    `padding_offset = lq_size`). Returns `(padded, (h, w))`, the original size for
-    `crop_to`. Unlike torch, numpy's reflect also works when the pad exceeds the size
-    (it keeps reflecting back and forth).
-    """
+def pad_to_size(img, size: tuple[int, int], mode: str = "reflect"):
+    """Pad bottom/right of HWC or NHWC `img` to at least `size` (H, W); returns
+    `(padded, (h, w))`, the original size for `crop_to`. Unlike torch, numpy's reflect
+    also works when the pad exceeds the size (it keeps reflecting back and forth)."""
     img = np.asarray(img)
     h, w = img.shape[-3], img.shape[-2]
-    pad_h, pad_w = -h % multiple, -w % multiple
+    pad_h, pad_w = max(size[0] - h, 0), max(size[1] - w, 0)
     if pad_h or pad_w:
         widths = [(0, 0)] * img.ndim
         widths[-3], widths[-2] = (0, pad_h), (0, pad_w)
         img = np.pad(img, widths, mode=mode)
     return img, (h, w)
+
+
+def round_up(length: int, multiple: int) -> int:
+    return -(-length // multiple) * multiple
+
+
+def pad_to_multiple(img, multiple: int, mode: str = "reflect"):
+    """Pad bottom/right of HWC or NHWC `img` so H and W are multiples of `multiple`, as the
+    reference sampler does before sampling (`F.pad(..., mode="reflect")` with
+    `padding_offset = lq_size`). Returns `(padded, (h, w))` as `pad_to_size`."""
+    h, w = np.shape(img)[-3], np.shape(img)[-2]
+    return pad_to_size(img, (round_up(h, multiple), round_up(w, multiple)), mode)
+
+
+BUCKET_FRACTIONS = (1 / 4, 3 / 8, 1 / 2, 3 / 4, 1)
+
+
+def bucket_sizes(chop_size: int, multiple: int) -> tuple[int, ...]:
+    """The square sizes (LQ pixels) images no larger than the chop are padded to: these
+    fractions of the chop, rounded up to `multiple`; the largest is the tile size."""
+    return tuple(sorted({round_up(max(int(np.ceil(f * chop_size)), 1), multiple)
+                         for f in BUCKET_FRACTIONS}))
+
+
+def bucket_of(length: int, buckets) -> int:
+    """The smallest bucket holding `length` pixels."""
+    for size in buckets:
+        if length <= size:
+            return size
+    raise ValueError(f"{length} px is larger than the largest bucket ({buckets[-1]})")
 
 
 def crop_to(img, size: tuple[int, int], sf: int = 1):
