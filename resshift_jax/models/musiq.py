@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from resshift_jax.data.torch_resize import interpolate
-from resshift_jax.models.torch_layers import GroupNorm, LayerNorm, Linear, attention
+from resshift_jax.models.torch_layers import GroupNorm, LayerNorm, Linear
 
 PATCH, GRID, SCALES = 32, 10, (224, 384)
 SEQ_BUCKET = 64

@@ -7,7 +7,7 @@ vectors) and the first and last convs (the 3-channel latent ends, <0.1% of the F
 parameters are `param_dtype` (float32).
 """
 import math
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Sequence, Union
 
 import flax.linen as nn
 import jax.numpy as jnp

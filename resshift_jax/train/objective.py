@@ -4,7 +4,7 @@ The VQ autoencoder is frozen (its params are not differentiated). The journal re
 also decodes the predicted x0 (quantized decode, straight-through) and adds LPIPS
 against the HQ image, as the reference's TrainerDifIRLPIPS does.
 """
-from typing import Callable, Optional
+from typing import Optional
 
 import flax.linen as nn
 import jax
