@@ -72,3 +72,6 @@ def test_argument_errors_are_one_clear_line(tmp_path):
     assert "needs --mask_path" in proc.stderr and "Traceback" not in proc.stderr
     proc = _run("--resshift", str(fake), "--task", "faceir", "-i", str(tmp_path), "-o", str(tmp_path))
     assert proc.returncode == 2 and "--weights" in proc.stderr  # one of the two is required
+    proc = _run("--resshift", str(fake), "--task", "realsr", "--random_weights", "0",
+                "-i", str(tmp_path), "-o", str(tmp_path), "--set", "diffusion.params.steps")
+    assert proc.returncode == 2 and "expected KEY=VALUE" in proc.stderr

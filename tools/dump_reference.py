@@ -18,6 +18,10 @@ reference's float32 pins patched at run time: tools/reference_float64.py) and
 `--floor_threads 1,2` repeats the float32 chain under torch.set_num_threads(n) for each n
 (the io holds the first), to measure the reference's own float32 error against float64:
 each sampler entry then names a `float64` file (format: docs/parity.md).
+
+`--set KEY=VALUE` overrides a field of the release's yaml before anything is built (an
+OmegaConf dotlist, repeatable), e.g. a tiny architecture and a short chain for a test
+fixture: `--set model.params.model_channels=16 --set diffusion.params.steps=3`.
 """
 import argparse
 import collections
@@ -31,6 +35,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from resshift_jax import releases  # noqa: E402  (stdlib only: runs in the torch env)
 
+_ABSENT = object()
 EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -64,7 +69,12 @@ def parse_args(argv=None):
     p.add_argument("--float64", action="store_true", help="also run every chain in float64")
     p.add_argument("--floor_threads", type=_thread_counts, metavar="N,M",
                    help="float32 chains under these torch thread counts (needs --float64)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a field of the release's yaml (OmegaConf dotlist)")
     args = p.parse_args(argv)
+    bad = [o for o in args.overrides if "=" not in o]
+    if bad:
+        p.error(f"--set {bad[0]!r}: expected KEY=VALUE, e.g. diffusion.params.steps=3")
     if args.floor_threads and not args.float64:
         p.error("--floor_threads measures float32 against float64: add --float64")
     return args
@@ -191,6 +201,11 @@ def main(argv=None):
     yaml_name = release.reference_yaml
     unet_file, vq_file = (releases.CHECKPOINTS[k].remote_name for k in (release.unet, release.vq))
     cfg = OmegaConf.load(root / "configs" / f"{yaml_name}.yaml")
+    for override in args.overrides:
+        key = override.split("=", 1)[0]
+        if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            fail(f"--set {override}: {yaml_name}.yaml has no field {key}")
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args.overrides))
     model_params = OmegaConf.to_container(cfg.model.params, resolve=True)
     vq_params = OmegaConf.to_container(cfg.autoencoder.params, resolve=True)
     diff_params = OmegaConf.to_container(cfg.diffusion.params, resolve=True)
