@@ -3,8 +3,10 @@
 A config with a `distill` section (configs/sinsr_v1.py) distils a one-step SinSR student.
 
 Any config field can be overridden, e.g. `--config.train.batch=32`. The run resumes from
-the latest checkpoint in DIR; on a TPU pod or multi-host GPU cluster start the same command
-on every host (with --multihost), each host feeding its own slice of the global batch.
+the latest checkpoint in DIR. On many hosts start the same command on every host, each
+feeding its own slice of the global batch: with `--multihost` where JAX finds the cluster
+itself (TPU pod slices, SLURM, Open MPI), else with `--coordinator_address HOST:PORT
+--num_processes N --process_id I` (README, "Training on many hosts").
 """
 import sys
 
@@ -13,7 +15,12 @@ from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "configs/*.py experiment", lock_config=True)
 flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard logs and samples go here")
-flags.DEFINE_bool("multihost", False, "call jax.distributed.initialize() (one process per host)")
+flags.DEFINE_bool("multihost", False, "one process per host: jax.distributed.initialize(), "
+                  "the cluster auto-detected (TPU pod slice, SLURM, Open MPI)")
+flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (implies --multihost)")
+flags.DEFINE_integer("num_processes", None, "number of processes (implies --multihost)")
+flags.DEFINE_integer("process_id", None, "this process's index, 0..num_processes-1 "
+                     "(implies --multihost)")
 flags.DEFINE_string("weights_dir", "./weights", "where released weights are kept / downloaded")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
@@ -70,9 +77,11 @@ class _QuietOrbax:
 def main(argv):
     del argv
     logging.get_absl_handler().addFilter(_QuietOrbax())
-    if FLAGS.multihost:
+    explicit = {"coordinator_address": FLAGS.coordinator_address,
+                "num_processes": FLAGS.num_processes, "process_id": FLAGS.process_id}
+    if FLAGS.multihost or any(v is not None for v in explicit.values()):
         import jax
-        jax.distributed.initialize()
+        jax.distributed.initialize(**explicit)  # what is not given is auto-detected
     from resshift_jax.train.experiment import SetupError
     from resshift_jax.sharding import BatchError
     try:

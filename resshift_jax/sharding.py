@@ -1,5 +1,9 @@
 """All sharding rules: a 1-D 'data' mesh over every device of every host, the batch split
-over it, and the train state either replicated (data parallel) or split over it (FSDP)."""
+over it, and the train state either replicated (data parallel) or split over it (FSDP).
+
+The mesh lists each process's devices together, in process order, so host p's local batch
+is the contiguous rows p*B/P .. (p+1)*B/P - 1 of the global batch: N processes compute
+exactly what one process with the same N devices does."""
 from typing import Optional, Sequence
 
 import jax
@@ -14,7 +18,9 @@ class BatchError(ValueError):
 
 
 def make_mesh(devices: Optional[Sequence] = None) -> Mesh:
-    return Mesh(np.asarray(devices if devices is not None else jax.devices()), ("data",))
+    """The 'data' mesh over `devices` (default: all), ordered by (process, device id)."""
+    devices = jax.devices() if devices is None else devices
+    return Mesh(np.asarray(sorted(devices, key=lambda d: (d.process_index, d.id))), ("data",))
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
@@ -60,7 +66,8 @@ def check_batch(batch: int, microbatch: int, mesh: Mesh) -> int:
 
 
 def global_batch(local: dict, mesh: Mesh) -> dict:
-    """This host's numpy slice -> global arrays sharded over the data axis."""
+    """This host's numpy slice (rows p*B/P .. (p+1)*B/P - 1) -> global arrays sharded over
+    the data axis."""
     sharding = data_sharding(mesh)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
             for k, v in local.items()}

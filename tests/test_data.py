@@ -61,14 +61,13 @@ def test_same_seed_same_batches_any_worker_count(tmp_path):
     assert not np.array_equal(a[0]["hq"], c["hq"])
 
 
-def test_two_hosts_cover_the_same_examples(tmp_path):
+def test_two_hosts_split_the_global_batch_contiguously(tmp_path):
     config = _config(_folder(tmp_path, bad=False))
     one = _batches(make_train_iterator(config, per_host_batch=4, seed=0), 2)
     hosts = [_batches(make_train_iterator(config, per_host_batch=2, seed=0, process_index=p,
                                           process_count=2), 2) for p in range(2)]
-    for k in range(2):
-        merged = np.empty_like(one[k]["lq"])
-        merged[0::2], merged[1::2] = hosts[0][k]["lq"], hosts[1][k]["lq"]
+    for k in range(2):  # host p holds the contiguous rows 2p, 2p+1 of the global batch
+        merged = np.concatenate([hosts[0][k]["lq"], hosts[1][k]["lq"]])
         np.testing.assert_array_equal(merged, one[k]["lq"])
 
 

@@ -2,9 +2,10 @@
 
 Global batch k holds the examples at global positions k*B .. k*B+B-1 of an endless
 sequence of epochs, each a permutation of the source drawn from (seed, epoch). Host p of P
-takes positions k*B + p + j*P, so the union over hosts does not depend on P, and every
-example's randomness comes from (seed, position): the same seed gives the same batches on
-any number of hosts and workers. An unreadable image (corrupt, truncated, a header over
+takes the contiguous slice k*B + p*B/P .. k*B + (p+1)*B/P - 1, the rows that
+`jax.make_array_from_process_local_data` gives its devices on a mesh ordered by process
+(`sharding.make_mesh`), and every example's randomness comes from (seed, position): the same
+seed gives the same global batches, row for row, on any number of hosts and workers. An unreadable image (corrupt, truncated, a header over
 `image_io.MAX_PIXELS`: whatever its source raises as `ImageReadError`) is replaced by the
 next readable one (deterministically), counted, and logged once by name.
 `get_state`/`set_state` hold the next batch's index.
@@ -67,7 +68,7 @@ class TrainIterator:
         self.config, self.seed = data_config, int(seed)
         self.source = source if source is not None else make_source(data_config.sources)
         self.degrade = degradation or degradation_for(data_config, sf)
-        self.per_host, self.p, self.hosts = per_host_batch, process_index, process_count
+        self.per_host, self.p = per_host_batch, process_index
         self.global_batch = per_host_batch * process_count
         self.batch_index, self.skipped = 0, 0
         self._pool = concurrent.futures.ThreadPoolExecutor(max(1, int(data_config.get("num_workers", 1))))
@@ -105,9 +106,9 @@ class TrainIterator:
         return {k: v * 2.0 - 1.0 for k, v in out.items()}, attempt  # mask: {-1, 1}
 
     def _batch(self, index: int):
-        start = index * self.global_batch + self.p
-        positions = [start + j * self.hosts for j in range(self.per_host)]
-        results = [self._pool.submit(self.example, pos) for pos in positions]
+        start = index * self.global_batch + self.p * self.per_host
+        results = [self._pool.submit(self.example, pos)
+                   for pos in range(start, start + self.per_host)]
         return index, results
 
     def __iter__(self):

@@ -44,9 +44,10 @@ def _init_or_restore(config, init_params, optimizer, mesh, checkpointer):
     if restored is not None:
         logging.info("resumed from step %d", int(restored[0].step))
         return restored, shardings
-    state = jax.jit(init, in_shardings=(shardings.params,), out_shardings=shardings)(
-        jax.device_get(init_params))  # host copies: placed shard by shard
-    return (state, None), shardings
+    params = jax.tree.map(  # every host holds the same copy: each places its own shards
+        lambda x, s: jax.make_array_from_callback(x.shape, s, lambda index: x[index]),
+        jax.device_get(init_params), shardings.params)
+    return (jax.jit(init, out_shardings=shardings)(params), None), shardings
 
 
 def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_iterator,

@@ -23,7 +23,9 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     `loss_fn(params, batch, rng, frozen) -> (loss, aux)`. Gradients are averaged over
     `microbatches` slices of the batch (lax.scan); a step whose loss or gradients are not
     finite leaves params, optimizer and EMA untouched and is counted (the counters are also
-    in the metrics, which the loop reads without touching the donated state).
+    in the metrics, which the loop reads without touching the donated state). `loss_fn`'s
+    key is one per (step, microbatch) and its draws span the global batch, so an example's
+    timestep and noise depend on its row alone, not on the devices or hosts it lands on.
     """
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 

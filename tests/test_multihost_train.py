@@ -1,0 +1,153 @@
+"""Multi-host training, proven on one machine: two `train.py` processes on localhost (JAX's
+gloo CPU collectives, one CPU device each, `--coordinator_address --num_processes
+--process_id`) train exactly what one process with two devices trains (losses, params, data
+position), and one process restores their checkpoint and continues as the straight run.
+
+All runs are a pixel-space cut of configs/tiny_test.py (batch 4, a one-level UNet) compiled
+at XLA's lowest CPU optimisation level and sharing a persistent XLA cache. The two-process
+run goes side by side with one process that trains the straight run, then (told on stdin)
+resumes the two-process run; every process has a hard deadline and is killed if the test
+fails.
+"""
+import os
+import pathlib
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from tensorboard.compat.proto import event_pb2
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TIMEOUT = 300  # seconds, for all the runs together
+STEPS = 3  # the two processes train 2 of them, the resumed run the last
+CONFIG = '''
+from configs.tiny_test import get_config as tiny_config
+
+
+def get_config():
+    c = tiny_config()
+    c.model.update(dict(channel_mult=(1,), num_res_blocks=(1,), attention_resolutions=(),
+                        image_size=32, lq_size=32, swin_depth=1, mlp_ratio=1))
+    c.autoencoder = None
+    c.diffusion.update(dict(latent_flag=False))
+    c.data.train.update(dict(gt_size=32, crop_pad_size=32, num_workers=1))
+    c.train.update(dict(batch=4, microbatch=4, iterations={steps}, save_freq=2, log_freq=1))
+    return c
+'''
+ONE_PROCESS = '''
+import importlib.util, sys
+import train
+spec = importlib.util.spec_from_file_location("mh_config", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+train.run(module.get_config(), sys.argv[2])
+assert sys.stdin.readline() == "resume\\n"
+train.run(module.get_config(), sys.argv[3])
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+class Runs:
+    """Subprocesses in ROOT, each logging to its own file; `close()` kills what still runs."""
+
+    def __init__(self, base: pathlib.Path):
+        self.base, self.procs = base, []
+        self.deadline = time.monotonic() + TIMEOUT
+
+    def start(self, name, devices, *args, stdin=None):
+        env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+                   XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} "
+                             "--xla_backend_optimization_level=0 "
+                             "--xla_llvm_disable_expensive_passes=true",
+                   JAX_COMPILATION_CACHE_DIR=str(self.base / "xla_cache"),
+                   JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+        log = self.base / f"{name}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, env=env,
+                                    stdin=stdin, stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append((proc, log))
+        return proc, log
+
+    def finish(self, *runs):
+        for proc, log in runs:
+            try:
+                proc.wait(timeout=max(1.0, self.deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"{log.name}: still running after {TIMEOUT} s") from None
+            text = log.read_text(errors="backslashreplace")
+            assert proc.returncode == 0 and "Traceback" not in text, f"{log.name}:\n{text[-3000:]}"
+
+    def close(self):
+        for proc, _ in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _losses(workdir) -> list:
+    """[(step, float32 loss)] from the TensorBoard event files in `workdir` (process 0's)."""
+    out = []
+    for path in sorted(pathlib.Path(workdir).glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):  # TFRecord: length, its crc, the record, its crc
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += n + 16
+            for v in event.summary.value:
+                if v.tag == "loss":
+                    t = v.tensor
+                    out.append((event.step, np.frombuffer(t.tensor_content, np.float32)[0]
+                                if t.tensor_content else t.float_val[0]))
+    return sorted(out)
+
+
+def _checkpoint(workdir, step):
+    """(state tree as numpy, data state) of the checkpoint of `step` in `workdir`."""
+    handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
+    with ocp.CheckpointManager(pathlib.Path(workdir) / "checkpoints",
+                               item_handlers=handlers) as manager:
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                              manager.item_metadata(step)["state"])
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+    return jax.device_get(restored.state), restored.data
+
+
+def test_two_processes_equal_one_and_resume_in_one(tmp_path):
+    config, straight, multi = tmp_path / "mh_config.py", tmp_path / "straight", tmp_path / "multi"
+    config.write_text(CONFIG.format(steps=STEPS))
+    address, runs = f"localhost:{_free_port()}", Runs(tmp_path)
+    try:
+        pair = [runs.start(f"process{p}", 1, ROOT / "train.py", "--config", config, "--workdir",
+                           multi, "--coordinator_address", address, "--num_processes", 2,
+                           "--process_id", p, f"--config.train.iterations={STEPS - 1}")
+                for p in range(2)]
+        one = runs.start("one_process", 2, "-c", ONE_PROCESS, config, straight, multi,
+                         stdin=subprocess.PIPE)
+        runs.finish(*pair)
+        one[0].stdin.write(b"resume\n")
+        one[0].stdin.close()
+        runs.finish(one)
+    finally:
+        runs.close()
+
+    expected, got = _losses(straight), _losses(multi)  # multi: each step logged once
+    assert [s for s, _ in expected] == [s for s, _ in got] == list(range(1, STEPS + 1))
+    np.testing.assert_allclose([v for _, v in got], [v for _, v in expected], rtol=0, atol=1e-6)
+    for step in (STEPS - 1, STEPS):  # written by the two processes / the resumed run
+        (state, data), (ref_state, ref_data) = _checkpoint(multi, step), _checkpoint(straight, step)
+        assert data == ref_data == {"batch_index": step, "skipped": 0, "seed": 0}
+        assert int(state["step"]) == step
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=0, atol=1e-6),
+                     state, ref_state)
