@@ -5,9 +5,9 @@ one file: `sample_job.plan_job` (the same size, mask and megapixel checks and me
 then `sample_job.run_job` (the same reader, restorer and PNG writer). Every way a request
 can fail is a `RequestError` with one line for the page; the engine keeps serving.
 
-One `ImageRestorer` per (model, dtype) stays warm in a small LRU cache. A request uses a
-shallow copy of it with its own seed, tiles and progress callback: the copy shares the
-jitted chain, so only an input or tile shape not seen before compiles.
+One model per (model, dtype) stays warm in a small LRU cache, with one `ImageRestorer` per
+tile size asked for. A request uses a shallow copy of it with its own seed and progress
+callback: the copy shares the compiled programs, so only a shape not seen before compiles.
 """
 import collections
 import copy
@@ -214,16 +214,15 @@ class Engine:
         dtype = "bfloat16" if request.bf16 else config.sample.compute_dtype
         with _CompileCounter() as compiles:
             progress(0, 1, "loading the model")
-            warm, load_seconds = self._warm_restorer(model, config, dtype)
+            warm, load_seconds = self._warm_restorer(model, config, dtype, request.chop_size)
             tiles = [1]
 
             def on_tiles(done, total):
                 tiles[0] = total
                 progress(done, total, "restoring tiles")
 
-            restorer = copy.copy(warm)  # shares the compiled chain
+            restorer = copy.copy(warm)  # shares the compiled programs
             restorer.seed, restorer.progress = opts.seed, on_tiles
-            restorer.chop_size, restorer.chop_stride = chop_size, chop_stride
             progress(0, 1, "restoring")
             restore_start = time.perf_counter()
             summary = sample_job.run_job(restorer, opts, jobs, out=io.StringIO())
@@ -253,20 +252,26 @@ class Engine:
         image_io.write_png(path, mask)
         return path
 
-    def _warm_restorer(self, model: Model, config, dtype: str):
-        """(the cached ImageRestorer of (model, dtype), seconds spent building it or 0)."""
+    def _warm_restorer(self, model: Model, config, dtype: str, chop_size=None):
+        """(the cached ImageRestorer of (model, dtype) at this tile size, seconds spent
+        loading the model or 0); each tile size keeps its own compiled programs."""
         key = (model.task, model.version, dtype)
+        start, load_seconds = time.perf_counter(), 0.0
         if key in self._warm:
             self._warm.move_to_end(key)
-            return self._warm[key], 0.0
-        start = time.perf_counter()
-        while len(self._warm) >= self._cache_size:  # first: two big models need not fit
-            self._warm.popitem(last=False)
-        restorer, params = builder.build_restorer(
-            config, dtype=getattr(jnp, dtype), unet_ckpt=model.unet_ckpt,
-            vq_ckpt=model.vq_ckpt, weights_dir=self.weights_dir)
-        self._warm[key] = builder.image_restorer(config, restorer, params)
-        return self._warm[key], time.perf_counter() - start
+        else:
+            while len(self._warm) >= self._cache_size:  # first: two big models need not fit
+                self._warm.popitem(last=False)
+            self._warm[key] = builder.build_restorer(
+                config, dtype=getattr(jnp, dtype), unet_ckpt=model.unet_ckpt,
+                vq_ckpt=model.vq_ckpt, weights_dir=self.weights_dir) + ({},)
+            load_seconds = time.perf_counter() - start
+        restorer, params, by_tiles = self._warm[key]
+        if chop_size not in by_tiles:
+            by_tiles[chop_size] = builder.image_restorer(
+                config, restorer, params, chop_size=chop_size,
+                chop_stride=None if chop_size is None else -1)
+        return by_tiles[chop_size], load_seconds
 
     def _new_folder(self) -> pathlib.Path:
         """A fresh folder for this request; the oldest beyond `keep_requests` are removed."""

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests import one_device
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PARITY = ROOT / "tests" / "fixtures" / "parity"
 
@@ -15,7 +17,8 @@ def _sample(*args, cwd=ROOT):
     cmd = [sys.executable, str(ROOT / "sample.py"), "--config", str(ROOT / "configs/tiny_test.py"),
            "--unet_ckpt", str(PARITY / "unet_sr_tiny.pth"), "--vq_ckpt", str(PARITY / "vq_f4_tiny.pth"),
            "--chop_size", "32", "--chop_stride", "24", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env=one_device.ENV)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +65,7 @@ def test_refuses_output_equal_to_input_before_work(folder):
 def test_missing_weights_file_is_one_clear_line(folder, tmp_path):
     cmd = [sys.executable, str(ROOT / "sample.py"), "--config", str(ROOT / "configs/tiny_test.py"),
            "--unet_ckpt", str(tmp_path / "nope.pth"), "-i", str(folder), "-o", str(tmp_path / "o")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=one_device.ENV)
     assert proc.returncode == 2
     assert "nope.pth" in proc.stderr and "Traceback" not in proc.stderr

@@ -14,6 +14,7 @@ from configs.sinsr_v1 import get_config
 from resshift_jax.convert import unet as unet_convert
 from resshift_jax.convert.loading import build_model
 from resshift_jax.weights import CHECKPOINTS
+from tests import one_device
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PARITY = ROOT / "tests" / "fixtures" / "parity"
@@ -61,7 +62,8 @@ def test_released_student_layout_maps_strictly():
 
 def _sample(*args):
     cmd = [sys.executable, str(ROOT / "sample.py"), *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env=one_device.ENV)
 
 
 def test_sample_py_sinsr_version_and_samplers(tmp_path):

@@ -12,6 +12,7 @@ from configs.tiny_inpaint_test import get_config
 from resshift_jax import builder
 from resshift_jax.data.val import load_val_set
 from resshift_jax.train import experiment
+from tests import one_device
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,8 @@ def test_validation_image_equals_sample_py_output(tmp_path, monkeypatch):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "sample.py"), "--config", str(ROOT / "configs/tiny_inpaint_test.py"),
          "-i", str(tmp_path / "val/lq"), "--mask_path", str(tmp_path / "val/mask"),
-         "-o", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=600)
+         "-o", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env=one_device.ENV)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for example, ours in zip(val_set, restored):
         written = np.asarray(Image.open(tmp_path / "out" / example["name"]).convert("RGB"))

@@ -1,0 +1,53 @@
+"""The web demo's request function on the tiny fixture models: a good image, a corrupt
+upload, a mask of the wrong size; the engine keeps serving after each failure."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import tiny_inpaint_test, tiny_test
+from resshift_jax import webapp
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    models = {**webapp.custom_model(tiny_test.get_config(), name="tiny"),
+              **webapp.custom_model(tiny_inpaint_test.get_config(), name="tiny inpaint")}
+    return webapp.Engine(models, workdir=tmp_path_factory.mktemp("web"))
+
+
+def _photo(path, size=(27, 20)):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), np.uint8)).save(path)
+    return str(path)
+
+
+def test_good_image_then_warm_request_compiles_nothing(engine, tmp_path):
+    photo = _photo(tmp_path / "photo.png")
+    first = engine.restore(webapp.Request(image=photo, task="tiny"))
+    result = np.asarray(Image.open(first.after))
+    assert result.shape == (80, 108, 3) and np.asarray(Image.open(first.before)).shape == (80, 108, 3)
+    assert first.compilations >= 1 and "27x20 → 108x80" in first.status
+    again = engine.restore(webapp.Request(image=_photo(tmp_path / "other.png", (30, 17)),
+                                          task="tiny"))
+    assert again.compilations == 0 and "model warm" in again.status  # same bucket: same program
+
+
+def test_corrupt_upload_is_one_line_and_the_engine_keeps_serving(engine, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    with pytest.raises(webapp.RequestError) as err:
+        engine.restore(webapp.Request(image=str(broken), task="tiny"))
+    message = str(err.value)
+    assert "broken.jpg" in message and "\n" not in message and "Traceback" not in message
+    ok = engine.restore(webapp.Request(image=_photo(tmp_path / "fine.png"), task="tiny"))
+    assert ok.after.exists()
+
+
+def test_mask_of_the_wrong_size_is_refused_before_any_work(engine, tmp_path):
+    photo = _photo(tmp_path / "face.png", (32, 32))
+    mask = tmp_path / "mask.png"
+    Image.new("L", (16, 16), 255).save(mask)
+    with pytest.raises(webapp.RequestError, match="16x16 but image .* is 32x32"):
+        engine.restore(webapp.Request(image=photo, task="tiny inpaint", mask=str(mask)))
+    with pytest.raises(webapp.RequestError, match="paint it over the image, or upload a mask"):
+        engine.restore(webapp.Request(image=photo, task="tiny inpaint"))
