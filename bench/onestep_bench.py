@@ -24,6 +24,13 @@ ROWS = (("onestep", realsr_v1, "onestep"), ("4-step ddpm (v3)", realsr_v3, "ddpm
         ("15-step ddpm (v1)", realsr_v1, "ddpm"), ("15-step ddim (v1)", realsr_v1, "ddim"))
 
 
+def chain_restorer(unet, vq, config, sampler: str) -> Restorer:
+    """The x4 restorer of `unet` and `vq` over `config`'s (a configs module) schedule."""
+    schedule = schedule_from_config(config.get_config())
+    return dataclasses.replace(Restorer(unet=unet, vq=vq, schedule=schedule, sf=4),
+                               sampler=sampler)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,9 +57,7 @@ def main():
     print(f"{'chain':18s} {'UNet calls':>10s} {'s/batch':>9s} {'img/s':>8s} {'vs onestep':>10s}")
     rows = []
     for name, config, sampler in ROWS:
-        schedule = schedule_from_config(config.get_config())
-        restorer = dataclasses.replace(Restorer(unet=unet, vq=vq, schedule=schedule, sf=4),
-                                       sampler=sampler)
+        restorer = chain_restorer(unet, vq, config, sampler)
         fn = make_restore_fn(restorer)
         t = median_time(lambda: fn(params, lq, None, key).block_until_ready(), iters=args.iters)
         rows.append({"chain": name, "calls": restorer.num_steps, "seconds": t})

@@ -4,8 +4,17 @@ Run by bench/*.py under a Python with torch; prints one JSON line of median seco
 Nothing of the reference is copied here: it is imported from `--reference`.
 
     python bench/reference_side.py forward --reference ~/ResShift --batch 1
+    python bench/reference_side.py suite --reference ~/ResShift --chain_batches [1,64] \
+        --train_batches [16] --amp true   # a header line, then one line per measurement
+
+On a GPU (`--device cuda`, the default when torch sees one) timings synchronise the device
+and `--amp true` runs under fp16 autocast with a GradScaler for training, as the
+reference's `use_amp: True` configs do. `--arch` gives the architecture (the device suite
+passes its config's; default: the released v3 layouts). Needs torch, timm, einops, PyYAML
+and, to train, lpips; not omegaconf.
 """
 import argparse
+import contextlib
 import json
 import pathlib
 import sys
@@ -14,22 +23,141 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import LAYOUTS, median_time  # noqa: E402  (no project dependency: stdlib only)
 
+def architectures(unet_ckpt: str, vq_ckpt: str, arch=None):
+    """(UNet kwargs, VQ kwargs): `arch` ({"unet": ..., "vq": ...}), else the released
+    checkpoints' layouts."""
+    if arch:
+        return arch["unet"], arch["vq"]
+    layouts = json.loads(LAYOUTS.read_text())
+    return layouts[unet_ckpt]["params"], layouts[vq_ckpt]["params"]
 
-def networks(reference, unet_ckpt, vq_ckpt, config):
-    """Random-weight reference UNet and VQ at a released architecture, and its diffusion."""
+
+_TORCHVISION_OPS = []
+
+
+def import_torchvision():
+    """Import torchvision (timm and lpips need it). A torchvision built for another torch
+    lacks its C++ ops ("operator torchvision::nms does not exist"): declare the two its
+    import registers, and import it again (none of its ops is used here)."""
     import torch
-    from omegaconf import OmegaConf
+    try:
+        import torchvision  # noqa: F401
+    except RuntimeError as e:
+        if "torchvision::nms" not in str(e):
+            raise
+        for name in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
+            del sys.modules[name]
+        lib = torch.library.Library("torchvision", "DEF")
+        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _TORCHVISION_OPS.append(lib)
+        import torchvision  # noqa: F401
+
+
+def networks(reference, unet_params, vq_params, config):
+    """Random-weight reference UNet and VQ at the given architecture, and its diffusion."""
+    import torch
+    import yaml
+    import_torchvision()
     sys.path.insert(0, reference)
     from ldm.models.autoencoder import VQModelTorch
     from models.script_util import create_gaussian_diffusion
     from models.unet import UNetModelSwin
-    layouts = json.loads(LAYOUTS.read_text())
     torch.manual_seed(0)
-    unet = UNetModelSwin(**layouts[unet_ckpt]["params"]).eval()
-    vq = VQModelTorch(**layouts[vq_ckpt]["params"]).eval()
-    diffusion_params = OmegaConf.to_container(
-        OmegaConf.load(f"{reference}/configs/{config}.yaml").diffusion.params)
+    unet = UNetModelSwin(**unet_params).eval()
+    vq = VQModelTorch(**vq_params).eval()
+    path = pathlib.Path(reference) / "configs" / f"{config}.yaml"
+    diffusion_params = yaml.safe_load(path.read_text())["diffusion"]["params"]
     return unet, vq, create_gaussian_diffusion(**diffusion_params)
+
+
+class Side:
+    """The reference's networks on one device, with its chain and training step."""
+
+    def __init__(self, args):
+        import torch
+        self.torch = torch
+        self.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.amp = bool(args.amp) and self.device == "cuda"
+        unet_params, vq_params = architectures(args.unet, args.vq, args.arch)
+        unet, vq, self.diffusion = networks(args.reference, unet_params, vq_params, args.config)
+        self.unet, self.vq = unet.to(self.device), vq.to(self.device)
+        self.sf, self.size, self.iters = self.diffusion.sf, args.size, args.iters
+
+    def autocast(self):
+        if self.amp:
+            return self.torch.autocast("cuda", dtype=self.torch.float16)
+        return contextlib.nullcontext()
+
+    def inputs(self, b):
+        s, sf, dev = self.size, self.sf, self.device
+        return (self.torch.rand(b, 3, s, s, device=dev) * 2 - 1,
+                self.torch.rand(b, 3, s * sf, s * sf, device=dev) * 2 - 1)
+
+    def timed(self, fn) -> dict:
+        """{"seconds": median, "peak_bytes": device peak during it (GPU only)}."""
+        cuda = self.device == "cuda"
+        if cuda:
+            self.torch.cuda.synchronize()
+            self.torch.cuda.reset_peak_memory_stats()
+
+        def run():
+            fn()
+            if cuda:
+                self.torch.cuda.synchronize()
+        seconds = median_time(run, iters=self.iters)
+        return {"seconds": seconds,
+                "peak_bytes": self.torch.cuda.max_memory_allocated() if cuda else None}
+
+    def forward(self, b) -> dict:
+        lq, hq = self.inputs(b)
+        with self.torch.no_grad(), self.autocast():
+            z = self.vq.encode(hq)
+            x = self.torch.randn_like(z)
+            t = self.torch.randint(0, self.diffusion.num_timesteps, (b,), device=self.device)
+            return {"unet_forward": self.timed(lambda: self.unet(x, t, lq=lq))["seconds"],
+                    "vq_encode": self.timed(lambda: self.vq.encode(hq))["seconds"],
+                    "vq_decode": self.timed(lambda: self.vq.decode(z))["seconds"]}
+
+    def chain(self, b) -> dict:
+        lq, _ = self.inputs(b)
+
+        def run():
+            with self.torch.no_grad(), self.autocast():
+                return self.diffusion.p_sample_loop(y=lq, model=self.unet, first_stage_model=self.vq,
+                                                    clip_denoised=False, model_kwargs={"lq": lq})
+        return self.timed(run)
+
+    def train(self, b) -> dict:
+        import lpips
+        torch = self.torch
+        lpips_net = lpips.LPIPS(net="vgg", pnet_rand=True, pretrained=False,
+                                verbose=False).eval().to(self.device)
+        for p in list(self.vq.parameters()) + list(lpips_net.parameters()):
+            p.requires_grad_(False)
+        self.unet.train()
+        optimizer = torch.optim.AdamW(self.unet.parameters(), lr=5e-5)
+        scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        lq, hq = self.inputs(b)
+
+        def step():
+            t = torch.randint(0, self.diffusion.num_timesteps, (b,), device=self.device)
+            with self.autocast():
+                terms, _, z0 = self.diffusion.training_losses(
+                    self.unet, hq, lq, t, first_stage_model=self.vq, model_kwargs={"lq": lq})
+                x0 = self.diffusion.decode_first_stage(z0, self.vq)
+                loss = (terms["mse"] + lpips_net(x0.clamp(-1, 1), hq).view(-1)).mean()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            optimizer.zero_grad()
+        result = self.timed(step)
+        self.unet.eval()
+        return result
 
 
 def restore_folder(args, unet, vq, diffusion) -> dict:
@@ -62,17 +190,24 @@ def restore_folder(args, unet, vq, diffusion) -> dict:
     return {"folder_seconds": time.perf_counter() - start, "images": len(files)}
 
 
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["forward", "sample", "train", "folder"])
+    parser.add_argument("what", choices=["forward", "sample", "train", "suite", "folder"])
     parser.add_argument("--folder", type=json.loads, help="folder: the LQ images to restore one by one")
     parser.add_argument("--out", type=json.loads, help="folder: where the PNG results go")
     parser.add_argument("--padding_offset", type=json.loads, default=64)
     parser.add_argument("--reference", required=True)
     parser.add_argument("--batch", type=json.loads, default=1)
+    parser.add_argument("--chain_batches", type=json.loads, default=[1], help="suite: JSON list")
+    parser.add_argument("--train_batches", type=json.loads, default=[], help="suite: JSON list")
     parser.add_argument("--size", type=json.loads, default=64, help="LQ size in pixels")
     parser.add_argument("--threads", type=json.loads, default=0)
     parser.add_argument("--iters", type=json.loads, default=3)
+    parser.add_argument("--device", type=json.loads, default=None, help='"cpu" or "cuda"')
+    parser.add_argument("--amp", type=json.loads, default=False, help="fp16 autocast on cuda")
+    parser.add_argument("--arch", type=json.loads, default=None,
+                        help='JSON {"unet": UNetModelSwin kwargs, "vq": VQModelTorch kwargs}')
     parser.add_argument("--unet", default="resshift_realsrx4_s4_v3.pth")
     parser.add_argument("--vq", default="autoencoder_vq_f4.pth")
     parser.add_argument("--config",
@@ -81,46 +216,25 @@ def main():
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    unet, vq, diffusion = networks(args.reference, args.unet, args.vq, args.config)
-    sf = diffusion.sf
-    b, s = args.batch, args.size
-    lq = torch.rand(b, 3, s, s) * 2 - 1
-    hq = torch.rand(b, 3, s * sf, s * sf) * 2 - 1
-    result = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    side = Side(args)
+    result = {"threads": torch.get_num_threads(), "torch": torch.__version__,
+              "device": side.device, "amp": "fp16" if side.amp else "off"}
+    if side.device == "cuda":
+        result["gpu"] = torch.cuda.get_device_name()
     if args.what == "forward":
-        with torch.no_grad():
-            z = vq.encode(hq)
-            x = torch.randn_like(z)
-            t = torch.randint(0, diffusion.num_timesteps, (b,))
-            result["unet_forward"] = median_time(lambda: unet(x, t, lq=lq), iters=args.iters)
-            result["vq_encode"] = median_time(lambda: vq.encode(hq), iters=args.iters)
-            result["vq_decode"] = median_time(lambda: vq.decode(z), iters=args.iters)
+        result.update(side.forward(args.batch))
     elif args.what == "folder":
-        result.update(restore_folder(args, unet, vq, diffusion))
+        result.update(restore_folder(args, side.unet, side.vq, side.diffusion))
     elif args.what == "sample":
-        def chain():
-            with torch.no_grad():
-                return diffusion.p_sample_loop(y=lq, model=unet, first_stage_model=vq,
-                                               clip_denoised=False, model_kwargs={"lq": lq})
-        result["chain"] = median_time(chain, iters=args.iters)
-    else:
-        import lpips
-        lpips_net = lpips.LPIPS(net="vgg", pnet_rand=True, pretrained=False, verbose=False).eval()
-        for p in list(vq.parameters()) + list(lpips_net.parameters()):
-            p.requires_grad_(False)
-        unet.train()
-        optimizer = torch.optim.AdamW(unet.parameters(), lr=5e-5)
-
-        def step():
-            t = torch.randint(0, diffusion.num_timesteps, (b,))
-            terms, _, z0 = diffusion.training_losses(unet, hq, lq, t, first_stage_model=vq,
-                                                    model_kwargs={"lq": lq})
-            x0 = diffusion.decode_first_stage(z0, vq)
-            loss = (terms["mse"] + lpips_net(x0.clamp(-1, 1), hq).view(-1)).mean()
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-        result["train_step"] = median_time(step, iters=args.iters)
+        result["chain"] = side.chain(args.batch)["seconds"]
+    elif args.what == "train":
+        result["train_step"] = side.train(args.batch)["seconds"]
+    else:  # the header, then one line per measurement as it completes
+        print(json.dumps(result), flush=True)
+        for what, batches in (("chain", args.chain_batches), ("train", args.train_batches)):
+            for b in batches:
+                print(json.dumps({"what": what, "batch": b, **getattr(side, what)(b)}), flush=True)
+        return
     print(json.dumps(result))
 
 

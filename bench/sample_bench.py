@@ -13,22 +13,27 @@ import json
 import jax
 import jax.numpy as jnp
 
-from bench.common import add_reference_args, machine, median_time, run_reference
+from bench.common import add_reference_args, fake_params, machine, median_time, run_reference
 from configs.realsr_v3 import get_config
-from resshift_jax.builder import random_params, restorer_from_config
+from resshift_jax.builder import restorer_from_config
 from resshift_jax.sampling import make_restore_fn
 
 TFLOP_PER_IMAGE = 1.42
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
 
-def chain_time(batch: int, size: int, dtype, iters: int) -> float:
-    restorer = restorer_from_config(get_config(), dtype)  # the released v3 sizes
+def chain_args(params: dict, batch: int, size: int) -> tuple:
+    """(params, lq, mask, key) for a restore fn: a random `batch` x size x size LQ batch."""
     key = jax.random.key(0)
     lq = jax.random.uniform(key, (batch, size, size, 3), minval=-1, maxval=1)
-    params = random_params(restorer, key)
+    return params, lq, None, key
+
+
+def chain_time(batch: int, size: int, dtype, iters: int) -> float:
+    restorer = restorer_from_config(get_config(), dtype)  # the released v3 sizes
     fn = make_restore_fn(restorer)
-    return median_time(lambda: fn(params, lq, None, key).block_until_ready(), iters=iters)
+    args = chain_args(fake_params(restorer), batch, size)
+    return median_time(lambda: fn(*args).block_until_ready(), iters=iters)
 
 
 def peak_fraction(images_per_s: float):

@@ -1,0 +1,289 @@
+"""The device suite's sections: each runs in its own process and emits table rows.
+
+A section is `fn(plan, emit)`; `emit(row)` appends one row (a dict, keys as
+`device_suite.COLUMNS`) as it completes, so a section stopped at its time budget keeps the
+rows it finished. The JAX sections reuse the benches' programs (sample_bench, train_bench,
+onestep_bench); the reference section runs `reference_side.py suite` under a Python with
+torch. Nothing here imports jax at module level: the reference section's process must not
+take the GPU's memory.
+"""
+import dataclasses
+import json
+import pathlib
+import subprocess
+import sys
+import time
+from typing import Callable, Optional, Tuple
+
+from bench.common import (ROOT, device_peak_bytes, fake_params, median_time, program_bytes,
+                          program_flops, xla_flops)
+
+PARITY = ROOT / "tests" / "fixtures" / "parity"
+FOLDER_BENCH = ROOT / "bench" / "folder_bench.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What the suite measures: the GPU run's sizes, or the dry run's tiny ones."""
+    dry_run: bool
+    config: str                      # configs module of the architecture
+    size: int                        # chain LQ size (x4 output)
+    chain: Tuple[Tuple[str, int], ...]  # (dtype, batch), most wanted first
+    tile_lq: int
+    tile_dtypes: Tuple[str, ...]
+    train_batches: Tuple[int, ...]   # per device, bfloat16
+    onestep_batches: Tuple[int, ...]  # bfloat16
+    ref_chain: Tuple[int, ...]
+    ref_train: Tuple[int, ...]
+    parity_only: Optional[Tuple[str, ...]]
+    lpips_net: Optional[str]         # the training loss's LPIPS trunk (None: MSE only)
+    iters: int
+    peak_tflops: float
+    reference: Optional[str] = None
+    torch_python: str = sys.executable
+
+
+GPU = dict(dry_run=False, config="realsr_v3", size=64,
+           chain=(("bfloat16", 64), ("bfloat16", 1), ("float32", 1), ("bfloat16", 8),
+                  ("float32", 8), ("float32", 64)),
+           tile_lq=512, tile_dtypes=("float32", "bfloat16"), train_batches=(16, 64),
+           onestep_batches=(1, 64), ref_chain=(1, 64), ref_train=(16,), parity_only=None,
+           lpips_net="vgg", iters=5)
+DRY = dict(dry_run=True, config="tiny_test", size=32, chain=(("bfloat16", 1),), tile_lq=64,
+           tile_dtypes=("float32",), train_batches=(1,), onestep_batches=(1,), ref_chain=(1,),
+           ref_train=(1,), parity_only=("schedules", "bicubic"), lpips_net=None, iters=1)
+
+
+# the dry run shrinks tiny_test further (and trains on MSE alone): XLA:CPU compile time grows
+# with the layer count
+MICRO_UNET = dict(channel_mult=(1, 2), num_res_blocks=(1, 1), attention_resolutions=(),
+                  swin_depth=1, swin_embed_dim=32)
+MICRO_VQ = dict(num_res_blocks=1)
+
+
+def _config(plan: Plan):
+    import importlib
+    config = importlib.import_module(f"configs.{plan.config}").get_config()
+    if plan.dry_run:
+        config.model.update(MICRO_UNET)
+        config.autoencoder.params.ddconfig.update(MICRO_VQ)
+    return config
+
+
+def _gib(n) -> Optional[float]:
+    return None if n is None else n / 2 ** 30
+
+
+def measure(emit, section: str, name: str, jitted, args, *, dtype: str, batch: int,
+            iters: int, run=None, note="", lowered=None):
+    """Compile `jitted` for `args` (or the given `lowered`), time it, emit its row; returns
+    the compiled program's XLA FLOPs. `run(compiled)` overrides the timed call (a donating
+    train step). FLOP rates are the suite's to add (`flops` records)."""
+    import jax
+    start = time.perf_counter()
+    compiled = (lowered or jitted.lower(*args)).compile()
+    compile_s = time.perf_counter() - start
+    if run is None:
+        seconds = median_time(lambda: jax.block_until_ready(compiled(*args)), iters=iters)
+    else:
+        seconds = run(compiled)
+    emit(dict(section=section, name=name, dtype=dtype, batch=batch, seconds=seconds,
+              images_per_s=batch / seconds, compile_s=compile_s,
+              program_gib=_gib(program_bytes(compiled)), peak_gib=_gib(device_peak_bytes()),
+              status="ok", note=note))
+    return xla_flops(compiled)
+
+
+def flops_record(section: str, per_image, how: str) -> dict:
+    """The FLOPs per image the suite applies to `section`'s rows (MFU, TFLOP/s)."""
+    return {"flops": {"section": section, "per_image": per_image, "how": how}}
+
+
+def meta() -> dict:
+    import jax
+    dev = jax.devices()[0]
+    return {"jax": jax.__version__, "backend": dev.platform, "device": dev.device_kind,
+            "devices": jax.device_count()}
+
+
+def parity(plan: Plan, emit):
+    """The parity fixtures at float32, highest matmul precision: a row per fixture as it is
+    judged, then the verdict."""
+    from resshift_jax.parity import run_fixtures
+    start = time.perf_counter()
+    names = plan.parity_only or tuple(json.loads((PARITY / "fixtures.json").read_text()))
+    passed = failed = 0
+    for name in names:
+        group = run_fixtures(PARITY, dtype="float32", only=(name,))
+        ok = bool(group) and all(r.status == "pass" for r in group)
+        passed, failed = passed + ok, failed + (not ok)
+        worst = max(group, key=lambda r: r.rel if r.rel == r.rel else float("inf"),
+                    default=None)
+        emit(dict(section="parity", name=name, dtype="float32", status="pass" if ok else "FAIL",
+                  note="no arrays compared" if worst is None else
+                  f"{len(group)} arrays, worst rel {worst.rel:.2g} ({worst.array}, tol "
+                  f"{worst.tol:.0e})" + ("" if ok else f": {worst.status}")))
+    emit(dict(section="parity", name="all fixtures", dtype="float32",
+              status="pass" if passed and not failed else "FAIL",
+              note=f"{passed} fixtures passed, {failed} failed (highest matmul precision), "
+                   f"{time.perf_counter() - start:.0f} s"))
+
+
+def _chain_flops(restorer, params, size: int) -> dict:
+    """XLA-counted FLOPs per image: the batch-1 chain, its steps unrolled (no loop)."""
+    from bench.sample_bench import chain_args
+    from resshift_jax.sampling import make_restore_fn
+    flops, how = program_flops(make_restore_fn(restorer, use_scan=False),
+                               chain_args(params, 1, size))
+    return flops_record("chain", flops, f"the batch-1 chain unrolled, {how}")
+
+
+def chain(plan: Plan, emit):
+    """The whole compiled chain at each (dtype, batch): latency, images/s, memory; its FLOPs
+    (one more program) after the first row."""
+    import jax.numpy as jnp
+    from bench.sample_bench import chain_args
+    from resshift_jax.builder import restorer_from_config
+    from resshift_jax.sampling import make_restore_fn
+    config = _config(plan)
+    restorers = {d: restorer_from_config(config, getattr(jnp, d)) for d in {d for d, _ in plan.chain}}
+    params = fake_params(next(iter(restorers.values())))
+    out = plan.size * restorers[plan.chain[0][0]].sf
+    for i, (dtype, batch) in enumerate(plan.chain):
+        measure(emit, "chain", f"{plan.size}->{out} x{batch}", make_restore_fn(restorers[dtype]),
+                chain_args(params, batch, plan.size), dtype=dtype, batch=batch, iters=plan.iters)
+        if i == 0:
+            emit(_chain_flops(restorers[dtype], params, plan.size))
+
+
+def tile(plan: Plan, emit):
+    """One chop-size tile (512 LQ -> 2048 x 2048 on the GPU) through the chain."""
+    import jax.numpy as jnp
+    from bench.sample_bench import chain_args
+    from resshift_jax.builder import restorer_from_config
+    from resshift_jax.sampling import make_restore_fn
+    config = _config(plan)
+    params = None
+    for dtype in plan.tile_dtypes:
+        restorer = restorer_from_config(config, getattr(jnp, dtype))
+        params = params or fake_params(restorer)
+        out = plan.tile_lq * restorer.sf
+        measure(emit, "tile", f"{plan.tile_lq}->{out} tile", make_restore_fn(restorer),
+                chain_args(params, 1, plan.tile_lq), dtype=dtype, batch=1, iters=1,
+                note="completes")
+
+
+def train(plan: Plan, emit):
+    """The journal recipe's training step in bfloat16 at each per-device batch; FLOPs from
+    the first (its attention unblocked up to 16 per device on a GPU: no loop)."""
+    import jax
+    import jax.numpy as jnp
+    from bench.train_bench import step_time, train_parts, train_program
+    config = _config(plan)
+    parts = train_parts(config, jnp.bfloat16, plan.lpips_net)
+    devices = jax.device_count()
+    iters = max(2, plan.iters - 2)
+    loss = f"MSE + LPIPS-{plan.lpips_net}" if plan.lpips_net else "MSE only"
+    for i, per_device in enumerate(plan.train_batches):
+        batch = per_device * devices
+        step, *args = train_program(config, parts, batch)
+        flops = measure(emit, "train", f"step x{per_device}/device", step, args,
+                        dtype="bfloat16", batch=batch, iters=iters, note=loss,
+                        run=lambda compiled, args=args: step_time(compiled, *args, iters))
+        if i == 0:
+            emit(flops_record("train", flops and flops / batch,
+                              f"the batch-{batch} step, compiled; remat included"))
+
+
+def onestep(plan: Plan, emit):
+    """SinSR's one-step student (one UNet call at t = T-1) at the v3 sizes, bfloat16; FLOPs
+    from the first batch (XLA drops a one-trip loop)."""
+    import jax.numpy as jnp
+    from bench.onestep_bench import chain_restorer
+    from bench.sample_bench import chain_args
+    from configs import realsr_v1
+    from resshift_jax.builder import restorer_from_config
+    from resshift_jax.sampling import make_restore_fn
+    base = restorer_from_config(_config(plan), jnp.bfloat16)
+    restorer = chain_restorer(base.unet, base.vq, realsr_v1, "onestep")
+    params = fake_params(restorer)
+    for i, batch in enumerate(plan.onestep_batches):
+        flops = measure(emit, "onestep", f"SinSR student x{batch}", make_restore_fn(restorer),
+                        chain_args(params, batch, plan.size), dtype="bfloat16", batch=batch,
+                        iters=plan.iters, note="1 UNet call")
+        if i == 0:
+            emit(flops_record("onestep", flops and flops / batch,
+                              f"the batch-{batch} program compiled"))
+
+
+def _architecture(plan: Plan) -> dict:
+    """The reference constructors' kwargs of the plan's config (ours are theirs)."""
+    config = _config(plan)
+    return {"unet": config.model.to_dict(), "vq": config.autoencoder.params.to_dict()}
+
+
+def _has_torch(python: str) -> bool:
+    probe = subprocess.run([python, "-c", "import torch"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def reference(plan: Plan, emit):
+    """The PyTorch reference on the same device (fp16 AMP on a GPU): chain and train step."""
+    if not plan.reference:
+        emit(dict(section="reference", name="PyTorch reference", status="skipped: no --reference"))
+        return
+    if not _has_torch(plan.torch_python):
+        emit(dict(section="reference", name="PyTorch reference", status="skipped: no torch",
+                  note=f"{plan.torch_python} cannot import torch"))
+        return
+    if not (pathlib.Path(plan.reference) / "models" / "unet.py").is_file():
+        raise FileNotFoundError(f"{plan.reference}: not a ResShift checkout (no models/unet.py)")
+    cmd = [plan.torch_python, str(ROOT / "bench" / "reference_side.py"), "suite",
+           "--reference", plan.reference, "--size", str(plan.size), "--iters", str(plan.iters),
+           "--chain_batches", json.dumps(list(plan.ref_chain)),
+           "--train_batches", json.dumps(list(plan.ref_train)),
+           "--amp", "true", "--arch", json.dumps(_architecture(plan))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    header = None
+    for line in proc.stdout:
+        if not line.startswith("{"):
+            print(line, end="")
+            continue
+        record = json.loads(line)
+        if header is None:
+            header = record
+            emit({"meta": {"torch": record["torch"], "torch_device": record.get("gpu") or record["device"]}})
+            continue
+        amp = header["amp"]
+        seconds, b = record["seconds"], record["batch"]
+        emit(dict(section="reference", name=f"{record['what']} x{b}",
+                  dtype="fp16 amp" if amp == "fp16" else "float32", batch=b, seconds=seconds,
+                  images_per_s=b / seconds, peak_gib=_gib(record.get("peak_bytes")),
+                  status="ok", note=f"torch {header['torch']} on {header['device']}"))
+    if proc.wait():
+        raise RuntimeError(f"reference_side.py exited with status {proc.returncode} (its "
+                           "traceback is in the log)")
+
+
+def folder(plan: Plan, emit):
+    """The folder bench's rows, when bench/folder_bench.py (with `suite_rows`) exists."""
+    if not FOLDER_BENCH.is_file():
+        print("folder bench not present")
+        emit(dict(section="folder", name="folder bench", status="skipped: folder bench not present"))
+        return
+    from bench import folder_bench
+    if not hasattr(folder_bench, "suite_rows"):
+        raise AttributeError(f"{FOLDER_BENCH}: no suite_rows(dry_run) for the device suite")
+    for row in folder_bench.suite_rows(dry_run=plan.dry_run):
+        emit(dict(row, section="folder"))
+
+
+SECTIONS: dict = {"parity": parity, "chain": chain, "tile": tile, "train": train,
+                  "reference": reference, "onestep": onestep, "folder": folder}
+JAX_FREE = ("reference", "folder")
+
+
+def run_section(name: str, plan: Plan, emit: Callable[[dict], None]) -> None:
+    if name not in JAX_FREE:
+        emit({"meta": meta()})
+    SECTIONS[name](plan, emit)

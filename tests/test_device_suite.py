@@ -1,0 +1,109 @@
+"""bench/device_suite.py's dry run: every section runs its code at tiny sizes and leaves a row.
+
+The GPU run must not be spent debugging: here each section (parity, chain, tile, train,
+reference, onestep, folder) runs as it will there, in its own process, with the packages
+the GPU machine lacks made unimportable; a failing or overlong section is isolated.
+"""
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SECTIONS = ("parity", "chain", "tile", "train", "reference", "onestep", "folder")
+# not on the GPU image (bench/README.md): the suite must not need them
+BLOCKER = """import sys
+class _NotOnTheGpuImage:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"clu", "tensorflow", "tensorflow_datasets", "omegaconf"}:
+            raise ImportError(f"{name} is not on the GPU machine's image")
+sys.meta_path.insert(0, _NotOnTheGpuImage())
+"""
+
+
+def _suite(tmp_path, *args):
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join(
+        filter(None, [str(site), env.get("PYTHONPATH")])))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "bench.device_suite", "--out", str(out), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    data = json.loads((out / "device_suite.json").read_text())
+    assert (out / "device_suite.md").read_text().startswith("# device suite")
+    assert (out / "device_suite.log").is_file()
+    return data, proc.stdout
+
+
+def _by_section(data):
+    rows = {}
+    for row in data["rows"]:
+        rows.setdefault(row["section"], []).append(row)
+    return rows
+
+
+def test_dry_run_every_section_leaves_a_row(tmp_path):
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    data, stdout = _suite(tmp_path, "--dry_run", "--jobs", "2", "--reference", str(reference))
+    rows = _by_section(data)
+    assert set(rows) == set(SECTIONS)
+    problems = [r for r in data["rows"] if r["status"] not in ("ok", "pass")
+                and not r["status"].startswith("skipped") and r["section"] != "reference"]
+    assert not problems, problems
+    assert rows["parity"][-1]["name"] == "all fixtures" and rows["parity"][-1]["status"] == "pass"
+    for section in ("chain", "tile", "train", "onestep"):
+        for row in rows[section]:
+            assert row["seconds"] > 0 and row["program_gib"] > 0, row
+    for section in ("chain", "train", "onestep"):   # FLOPs counted: MFU on every timed row
+        assert all(r["mfu"] > 0 and r["tflops"] > 0 for r in rows[section]), rows[section]
+    assert {f["section"] for f in data["flops"]} == {"chain", "train", "onestep"}
+    # CI has no torch; with torch, the empty folder is no checkout (tried by hand: README)
+    expected = "skipped: no torch" if importlib.util.find_spec("torch") is None else "error"
+    assert [r["status"] for r in rows["reference"]] == [expected]
+    if not (ROOT / "bench" / "folder_bench.py").is_file():
+        assert [r["status"] for r in rows["folder"]] == ["skipped: folder bench not present"]
+        assert "folder bench not present" in (tmp_path / "out" / "device_suite.log").read_text()
+    assert data["meta"]["backend"] == "cpu" and data["dry_run"]
+    assert [t["what"] for t in data["targets"]][0].startswith("chain bf16 MFU")
+    assert "| section | row |" in stdout
+
+
+def test_a_failing_or_overlong_section_is_isolated(tmp_path):
+    """A section's error and a section's timeout become rows; the sections after them run."""
+    not_a_checkout = tmp_path / "ref"
+    not_a_checkout.mkdir()
+    data, _ = _suite(tmp_path, "--dry_run", "--sections", "reference,parity,folder",
+                     "--reference", str(not_a_checkout), "--torch_python", "/bin/true",
+                     "--budgets", "parity=1")
+    rows = _by_section(data)
+    (error,) = rows["reference"]
+    assert error["status"] == "error" and "not a ResShift checkout" in error["note"]
+    assert rows["parity"][-1]["status"].startswith("timeout after")
+    assert rows["folder"] and rows["folder"][0]["status"] != "error"
+
+
+def test_flops_count_the_accelerator_program_without_compiling_it():
+    """The GPU run counts FLOPs of the program lowered for CUDA on the CPU client (the CUDA
+    plugin counts none before compiling): there, attention over 8 x 1024 tokens is one
+    product (linear in the batch); on CPU it is a loop of blocks, counted once."""
+    import jax
+    import jax.numpy as jnp
+    from bench.common import program_flops
+    from resshift_jax.models.attention import attention
+    fn = jax.jit(lambda q: attention(q, q, q, jnp.float32))
+    x1, x8 = jnp.ones((1, 1024, 64)), jnp.ones((8, 1024, 64))
+    cuda1, how = program_flops(fn, (x1,), "cuda")
+    cuda8, _ = program_flops(fn, (x8,), "cuda")
+    cpu8, cpu_how = program_flops(fn, (x8,), "cpu")
+    assert how == "lowered for cuda, counted on the CPU client" and cpu_how == "lowered"
+    assert cuda1 >= 4 * 1024 * 1024 * 64 and cuda8 == pytest.approx(8 * cuda1, rel=1e-3)
+    assert cpu8 < cuda8 / 2
