@@ -41,10 +41,11 @@ flags.DEFINE_integer("chop_size", None,
                      "tile size in LQ pixels for large images (512/256/64; default the config's)")
 flags.DEFINE_integer("chop_stride", None, "tile stride in LQ pixels (-1: the reference's rule)")
 flags.DEFINE_integer("chop_bs", None, "tiles per network call (default: one per device)")
-flags.DEFINE_enum("pad", "bucket", ["bucket", "reference"],
+flags.DEFINE_enum("pad", "auto", ["auto", "bucket", "reference"],
                   "bucket: pad images to a few square sizes and tiles to the chop's shape, so a "
                   "folder compiles few programs; reference: pad each to a multiple of the "
-                  "model's lq_size, exactly as the reference (one program per padded size)")
+                  "model's lq_size, exactly as the reference (one program per padded size); "
+                  "auto: bucket on GPUs/TPUs, reference on CPUs (docs/sampling.md)")
 flags.DEFINE_enum("blend", None, ["gaussian", "average"],
                   "tile blending; 'average' reproduces the reference exactly (default: gaussian)")
 flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
@@ -130,7 +131,7 @@ def main(argv):
     print(f"{len(jobs)} images, x{sf}, {restorer.num_steps} {sampler} steps, "
           f"tiles {chop_size}/{chop_stride} LQ px, {dtype}, batches {bs} images / {chop_bs} "
           f"tiles on {image_restorer.num_devices} of {len(devices)} {devices[0].platform} "
-          f"devices, {FLAGS.pad} padding", file=sys.stderr)
+          f"devices, {image_restorer.pad} padding", file=sys.stderr)
     if not FLAGS.multihost:
         summary = sample_job.run_job(image_restorer, opts, jobs)
         for failure in summary.failures:

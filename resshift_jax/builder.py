@@ -74,7 +74,7 @@ def tile_geometry(config, chop_size: Optional[int] = None, chop_stride: Optional
 
 def image_restorer(config, restorer: Restorer, params: dict, *, chop_size=None, chop_stride=None,
                    chop_bs: int = 1, bs: int = 1, blend=None, seed=None, progress=None,
-                   pad: str = "bucket", devices=None) -> ImageRestorer:
+                   pad: str = "auto", devices=None) -> ImageRestorer:
     """The whole-image restorer `sample.py` and training validation share; batches shard
     over the local devices (`devices`) that divide `bs` and `chop_bs`."""
     size, stride = tile_geometry(config, chop_size, chop_stride)

@@ -3,23 +3,28 @@
 `ImageRestorer` runs one jitted `restore` per input shape with the reference inference's
 conventions: images larger than `chop_size` (LQ pixels) cut into overlapping tiles,
 inpainting masks in {-1, 1} (1 = unknown) with the known pixels pasted back, outputs
-clamped to [0, 1]. Two ways to pad (`pad`):
-- "bucket" (default): an image no larger than the chop is reflect-padded to the smallest
+clamped to [0, 1]. Two ways to pad (`pad`; "auto", the default, takes "bucket" on GPUs and
+TPUs, where a compilation costs more than computing the padding, and "reference" on CPUs,
+where the padding's compute costs more than a compilation):
+- "bucket": an image no larger than the chop is reflect-padded to the smallest
   of a few square sizes (`tiling.bucket_sizes`), a larger one to at least the chop on each
   axis so every tile has the chop's shape; a folder of many sizes then needs at most one
   program per bucket (the largest shared with the tiles when `bs == chop_bs`).
 - "reference": each image or tile reflect-padded to a multiple of `lq_size`, as the
   reference does (one program per padded size).
 Batches are padded to a fixed `bs` images (`chop_bs` tiles) and sharded over a 1-D mesh of
-the local devices (as many as divide both batch sizes). Build one with
-`builder.image_restorer(config, ...)`.
+the local devices (as many as divide both batch sizes). `prepare` compiles the programs a
+folder needs, from its images' sizes, in parallel threads before the first image runs.
+Build one with `builder.image_restorer(config, ...)`.
 
 Noise is drawn per image and tile from (seed, the image's name, the tile's index), on a
 canvas of the largest padded size and cropped, never from a call counter: an image gets
 the same noise alone, in a batch, in any slot, on any device, and under either padding.
 """
+import concurrent.futures
 import dataclasses
 import math
+import os
 import time
 import zlib
 from typing import Callable, Optional, Sequence
@@ -31,7 +36,16 @@ import numpy as np
 from resshift_jax import sharding, tiling
 from resshift_jax.sampling import Restorer, make_restore_fn
 
-PAD_MODES = ("bucket", "reference")
+PAD_MODES = ("auto", "bucket", "reference")
+
+
+def resolve_pad(pad: str, platform: str) -> str:
+    """The padding `pad` means on devices of `platform` ("auto": see the module doc)."""
+    if pad not in PAD_MODES:
+        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+    if pad != "auto":
+        return pad
+    return "reference" if platform == "cpu" else "bucket"
 
 
 def image_key(seed: int, name: str):
@@ -55,15 +69,14 @@ class ImageRestorer:
     seed: int = 12345
     mask_back: bool = True
     progress: Optional[Callable[[int, int], None]] = None
-    pad: str = "bucket"
+    pad: str = "auto"
     devices: Optional[Sequence] = None
 
     def __post_init__(self):
-        if self.pad not in PAD_MODES:
-            raise ValueError(f"pad must be one of {PAD_MODES}, got {self.pad!r}")
         if self.bs < 1 or self.chop_bs < 1:
             raise ValueError(f"batch sizes must be >= 1, got bs={self.bs}, chop_bs={self.chop_bs}")
         devices = list(self.devices if self.devices is not None else jax.local_devices())
+        self.pad = resolve_pad(self.pad, devices[0].platform)
         self.mesh = sharding.make_mesh(devices[:math.gcd(len(devices), self.bs, self.chop_bs)])
         self.canvas = tiling.round_up(self.chop_size, self.lq_size)
         self.buckets = tiling.bucket_sizes(self.chop_size, self.lq_size)
@@ -116,11 +129,45 @@ class ImageRestorer:
         signature = (lq.shape, None if mask is None else mask.shape)
         if signature not in self._programs:
             start = time.perf_counter()
-            self._programs[signature] = self._fn.lower(params, lq, mask, keys).compile()
+            self._programs[signature] = self._compile(signature, params)
             self.compile_seconds += time.perf_counter() - start
             self.compilations += 1
         out = self._programs[signature](params, lq, mask, keys)
         return tiling.crop_to(np.asarray(out), size, self.sf)
+
+    def _compile(self, signature, params):
+        """The program of one (LQ shape, mask shape or None) signature, lowered from shapes."""
+        lq_shape, mask_shape = signature
+        split = sharding.data_sharding(self.mesh)
+        lq = jax.ShapeDtypeStruct(lq_shape, jnp.float32, sharding=split)
+        mask = None if mask_shape is None else jax.ShapeDtypeStruct(mask_shape, jnp.float32,
+                                                                      sharding=split)
+        keys = jax.ShapeDtypeStruct(lq_shape[:1], jax.random.key(0).dtype, sharding=split)
+        return self._fn.lower(params, lq, mask, keys).compile()
+
+    def prepare(self, sizes, has_mask: bool = False, workers: Optional[int] = None) -> int:
+        """Compile the programs images of these (H, W) sizes run (`program_shapes`) that are
+        not compiled yet, in parallel threads: XLA compiles a program on one core, and a
+        folder's programs are known from its headers. Returns how many failed to compile;
+        each is tried again, and its error reported, by the images that need it."""
+        shapes = set().union(set(), *(self.program_shapes(h, w) for h, w in sizes))
+        todo = sorted({((b, h, w, 3), (b, h, w, 1) if has_mask else None) for b, h, w in shapes}
+                      - self._programs.keys(), key=str)
+        if not todo:
+            return 0
+        params = self._params_on_mesh()
+        start = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(workers or min(len(todo), os.cpu_count() or 1)) as pool:
+            futures = {sig: pool.submit(self._compile, sig, params) for sig in todo}
+        failed = 0
+        for signature, future in futures.items():
+            if future.exception() is not None:
+                failed += 1
+                continue
+            self._programs[signature] = future.result()
+            self.compilations += 1
+        self.compile_seconds += time.perf_counter() - start
+        return failed
 
     def restore_batch(self, images: Sequence[np.ndarray], masks: Optional[Sequence] = None,
                       names: Optional[Sequence[str]] = None) -> list:

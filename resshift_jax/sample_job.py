@@ -50,7 +50,8 @@ class Summary:
         rate = self.done / self.seconds if self.seconds > 0 else 0.0
         return (f"{self.done} images restored, {len(self.failures)} failed, "
                 f"{self.skipped} skipped (result exists), {rate:.3g} images/s, "
-                f"{self.compilations} compilations ({self.compile_seconds:.1f} s)")
+                f"{self.compilations} compilation{'s' * (self.compilations != 1)} "
+                f"({self.compile_seconds:.1f} s)")
 
 
 class JobError(ValueError):
@@ -172,12 +173,12 @@ def reason(err: Exception, src) -> str:
     return text
 
 
-def _by_group(jobs: List[Job], image_restorer) -> List[Job]:
-    """`jobs` reordered so that images of one batch group (size or bucket, from the headers)
-    are consecutive; unreadable headers last (reported when read)."""
+def _by_group(jobs: List[Job], sizes: dict, image_restorer) -> List[Job]:
+    """`jobs` reordered so that images of one batch group (size or bucket, from the headers
+    in `sizes`) are consecutive; unreadable headers last (reported when read)."""
     groups: dict = {}
     for job in jobs:
-        size = _header_or_none(job.src)
+        size = sizes[job.src]
         groups.setdefault(None if size is None else image_restorer.group_of(*size), []).append(job)
     unreadable = groups.pop(None, [])
     return [job for group in groups.values() for job in group] + unreadable
@@ -220,10 +221,14 @@ def run_job(image_restorer, opts: JobOptions, jobs: List[Job], *, out=sys.stdout
     summary = Summary()
     start = time.perf_counter()
     compiled_before = (image_restorer.compilations, image_restorer.compile_seconds)
-    todo = _by_group([job for job in jobs if opts.overwrite or not job.dst.exists()],
-                     image_restorer)
+    todo = [job for job in jobs if opts.overwrite or not job.dst.exists()]
+    sizes = {job.src: _header_or_none(job.src) for job in todo}
+    todo = _by_group(todo, sizes, image_restorer)
     summary.skipped = len(jobs) - len(todo)
-    bar = tqdm(total=len(todo), unit="img", desc="restoring", file=sys.stderr)
+    bar = tqdm(total=len(todo), unit="img", desc="compiling", file=sys.stderr)
+    image_restorer.prepare([s for s in sizes.values() if s is not None],
+                           has_mask=any(job.mask is not None for job in todo))
+    bar.set_description("restoring")
 
     def fail(job: Job, err: Exception) -> None:
         line = f"{job.src}: {reason(err, job.src)}"

@@ -176,6 +176,10 @@ class FakeRestorer:
     def group_of(self, height, width):
         return (height, width)
 
+    def prepare(self, sizes, has_mask=False):
+        del sizes, has_mask
+        return 0
+
     def restore_batch(self, images, masks=None, names=None):
         assert names is not None and len(names) == len(images)
         self.batches.append(len(images))

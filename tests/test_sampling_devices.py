@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from configs import realsr_v3, tiny_test
-from resshift_jax import builder, image_io, sample_job
+from resshift_jax import builder, image_io, inference, sample_job
 
 REALSET65 = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "realset65"
 
@@ -26,23 +26,26 @@ def _folder(folder: pathlib.Path):
 
 def test_eight_devices_restore_a_folder_as_one_device_with_planned_programs(tmp_path):
     """sample_job over 8 devices (batches of 8 images / 8 tiles): one program (the tiny
-    model's chop is its only bucket), as `program_shapes` predicts from the headers, and each
-    image equal to it restored alone on one device (noise keyed by its name, not its slot)."""
+    model's chop is its only bucket), as `program_shapes` predicts from the headers and
+    `prepare` compiles before any image runs, and each image equal to it restored alone on
+    one device (noise keyed by its name, not its slot)."""
     config = tiny_test.get_config()  # chop 32, stride 24, padding_offset 32
     restorer, params = builder.build_restorer(config)
     _folder(tmp_path / "in")
-    eight = builder.image_restorer(config, restorer, params, bs=8, chop_bs=8)
+    eight = builder.image_restorer(config, restorer, params, bs=8, chop_bs=8, pad="bucket")
     assert eight.num_devices == 8 and eight.buckets == (32,)
     opts = sample_job.JobOptions(str(tmp_path / "in"), str(tmp_path / "out"), bs=8,
                                  chop_size=32, chop_stride=24, chop_bs=8)
     jobs = sample_job.plan_job(opts, sf=4, needs_mask=False)
-    planned = set().union(*(eight.program_shapes(*image_io.probe(j.src)[:2]) for j in jobs))
+    sizes = [image_io.probe(j.src)[:2] for j in jobs]
+    planned = set().union(*(eight.program_shapes(*size) for size in sizes))
+    assert planned == {(8, 32, 32)}
+    assert eight.prepare(sizes) == 0 and eight.compilations == 1
     summary = sample_job.run_job(eight, opts, jobs, out=io.StringIO())
-    assert summary.done == 3 and planned == {(8, 32, 32)}
-    assert summary.compilations == len(planned) and summary.compile_seconds > 0
-    assert "1 compilations" in summary.line()
+    assert summary.done == 3 and summary.compilations == 0  # the programs prepare compiled ran
+    assert "0 compilations (0.0 s)" in summary.line()
 
-    one = builder.image_restorer(config, restorer, params, devices=jax.devices()[:1])
+    one = builder.image_restorer(config, restorer, params, pad="bucket", devices=jax.devices()[:1])
     for job in jobs:
         image, _ = image_io.read_image(job.src)
         alone = one.restore_batch([image], names=[job.src.name])[0]
@@ -50,6 +53,28 @@ def test_eight_devices_restore_a_folder_as_one_device_with_planned_programs(tmp_
         assert got.shape == alone.shape
         assert np.abs(got - alone).max() <= 0.5 / 255 + 1e-5, job.src.name  # PNG rounding only
     assert one.compilations == 1
+
+
+def test_prepare_compiles_a_folders_programs_in_parallel_and_auto_padding():
+    """Batches of 2 images and tiles one at a time: two programs for a folder with one image
+    within the chop and one larger; `prepare` compiles both at once from their sizes, and
+    running the images compiles nothing more. "auto" pads as the reference on CPUs, with
+    buckets on accelerators."""
+    config = tiny_test.get_config()
+    restorer, params = builder.build_restorer(config)
+    one = builder.image_restorer(config, restorer, params, bs=2, chop_bs=1,
+                                 devices=jax.devices()[:1])
+    assert one.pad == "reference"  # auto, on CPU
+    images = [np.full((20, 27, 3), 0.5, np.float32), np.full((40, 20, 3), 0.25, np.float32)]
+    assert one.prepare([im.shape[:2] for im in images], workers=2) == 0
+    assert one.compilations == 2
+    for image in images:
+        assert one.restore_batch([image])[0].shape == (image.shape[0] * 4, image.shape[1] * 4, 3)
+    assert one.compilations == 2
+    assert inference.resolve_pad("auto", "gpu") == inference.resolve_pad("auto", "tpu") == "bucket"
+    assert inference.resolve_pad("bucket", "cpu") == "bucket"
+    with pytest.raises(ValueError, match="pad must be one of"):
+        inference.resolve_pad("square", "gpu")
 
 
 @pytest.mark.parametrize("devices", [1, 8])
