@@ -56,7 +56,7 @@ def _train_state_params(path: pathlib.Path, ema: bool) -> dict:
         raise CheckpointError(f"{path}: a folder, but no training checkpoint in it "
                               "(expected WORKDIR/checkpoints/<step>/state)")
     checkpointer = ocp.PyTreeCheckpointer()
-    item = step_dir / "state"
+    item = (step_dir / "state").resolve()  # orbax reads no metadata through a relative path
     metadata = checkpointer.metadata(item)
     tree = getattr(metadata, "item_metadata", metadata)
     tree = getattr(tree, "tree", tree)

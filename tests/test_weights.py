@@ -78,15 +78,18 @@ def _workdir_with_state(tmp_path, unet_params, ema_params):
     return tmp_path / "run"
 
 
-def test_training_workdir_gives_its_ema_weights(tmp_path):
+def test_training_workdir_gives_its_ema_weights(tmp_path, monkeypatch):
     """`--unet_ckpt WORKDIR` restores with the EMA weights of the latest checkpoint (or the
-    raw ones with ema=False), from the workdir, its checkpoints folder or a step folder."""
+    raw ones with ema=False), from the workdir, its checkpoints folder or a step folder,
+    named absolutely or relative to the current folder (as `--unet_ckpt runs/demo`)."""
     config = get_config()
     restorer, fixture = builder.build_restorer(config)
     raw = fixture["unet"]
     ema = jax.tree.map(lambda x: x * 0.5 + 1.0, raw)
     workdir = _workdir_with_state(tmp_path, raw, ema)
-    for spec in (workdir, workdir / "checkpoints", workdir / "checkpoints" / "7"):
+    monkeypatch.chdir(tmp_path)
+    relative = workdir.relative_to(tmp_path)
+    for spec in (workdir, workdir / "checkpoints", workdir / "checkpoints" / "7", relative):
         _, got = builder.build_restorer(config, unet_ckpt=str(spec))
         for a, b in zip(jax.tree.leaves(got["unet"]), jax.tree.leaves(ema)):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
