@@ -150,9 +150,9 @@ class ImageRestorer:
         not compiled yet, in parallel threads: XLA compiles a program on one core, and a
         folder's programs are known from its headers. Returns how many failed to compile;
         each is tried again, and its error reported, by the images that need it."""
-        shapes = set().union(set(), *(self.program_shapes(h, w) for h, w in sizes))
-        todo = sorted({((b, h, w, 3), (b, h, w, 1) if has_mask else None) for b, h, w in shapes}
-                      - self._programs.keys(), key=str)
+        shapes = set().union(*(self.program_shapes(h, w) for h, w in sizes))
+        todo = {((b, h, w, 3), (b, h, w, 1) if has_mask else None) for b, h, w in shapes}
+        todo -= self._programs.keys()
         if not todo:
             return 0
         params = self._params_on_mesh()
