@@ -160,10 +160,12 @@ class Side:
         return result
 
 
-def restore_folder(args, unet, vq, diffusion) -> dict:
-    """Wall seconds of the reference sampler's per-image path over a folder: read, reflect-pad
-    to a multiple of padding_offset, the chain with VQ encode/decode, crop, clamp, write PNG
-    (its ResShiftSampler.sample_func, without CUDA; images within its chop size)."""
+def restore_folder(args, side: Side) -> dict:
+    """Wall seconds of the reference sampler's per-image path over a folder on the side's
+    device: read, reflect-pad to a multiple of padding_offset, the chain with VQ
+    encode/decode (under fp16 autocast with `--amp true` on a GPU, as its inference script
+    runs it), crop, clamp, write PNG (its ResShiftSampler.sample_func; images within its
+    chop size)."""
     import math
     import time
 
@@ -174,21 +176,21 @@ def restore_folder(args, unet, vq, diffusion) -> dict:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     files = sorted(p for p in pathlib.Path(args.folder).iterdir() if p.suffix == ".png")
+    sf = side.diffusion.sf
     start = time.perf_counter()
     for path in files:
         y0 = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), np.float32) / 127.5 - 1)
-        y0 = y0.permute(2, 0, 1)[None]
+        y0 = y0.permute(2, 0, 1)[None].to(side.device)
         h, w = y0.shape[2:]
         o = args.padding_offset
         y0 = F.pad(y0, (0, math.ceil(w / o) * o - w, 0, math.ceil(h / o) * o - h), mode="reflect")
-        with torch.no_grad():
-            sr = diffusion.p_sample_loop(y=y0, model=unet, first_stage_model=vq,
-                                         clip_denoised=False, model_kwargs={"lq": y0})
-        sr = sr[:, :, :h * diffusion.sf, :w * diffusion.sf].clamp(-1, 1)
-        image = ((sr[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+        with torch.no_grad(), side.autocast():
+            sr = side.diffusion.p_sample_loop(y=y0, model=side.unet, first_stage_model=side.vq,
+                                              clip_denoised=False, model_kwargs={"lq": y0})
+        sr = sr[:, :, :h * sf, :w * sf].float().clamp(-1, 1)
+        image = ((sr[0].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).round().astype(np.uint8)
         Image.fromarray(image).save(out / path.name)
     return {"folder_seconds": time.perf_counter() - start, "images": len(files)}
-
 
 
 def main():
@@ -224,7 +226,7 @@ def main():
     if args.what == "forward":
         result.update(side.forward(args.batch))
     elif args.what == "folder":
-        result.update(restore_folder(args, side.unet, side.vq, side.diffusion))
+        result.update(restore_folder(args, side))
     elif args.what == "sample":
         result["chain"] = side.chain(args.batch)["seconds"]
     elif args.what == "train":
