@@ -4,8 +4,9 @@ A section is `fn(plan, emit)`; `emit(row)` appends one row (a dict, keys as
 `device_suite.COLUMNS`) as it completes, so a section stopped at its time budget keeps the
 rows it finished. The JAX sections reuse the benches' programs (sample_bench, train_bench,
 onestep_bench); the reference section runs `reference_side.py suite` under a Python with
-torch. Nothing here imports jax at module level: the reference section's process must not
-take the GPU's memory.
+torch, the folder section folder_bench's runs (ours twice, then the reference), each in a
+child process. Nothing here imports jax at module level: the reference and folder sections'
+processes must not take the GPU's memory.
 """
 import dataclasses
 import json
@@ -19,7 +20,7 @@ from bench.common import (ROOT, device_peak_bytes, fake_params, median_time, pro
                           program_flops, xla_flops)
 
 PARITY = ROOT / "tests" / "fixtures" / "parity"
-FOLDER_BENCH = ROOT / "bench" / "folder_bench.py"
+DEVICE_FOLDER = ROOT / "device_data" / "folder"  # bench/device_prep.sh's crops (git-ignored)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Plan:
     peak_tflops: float
     reference: Optional[str] = None
     torch_python: str = sys.executable
+    folder: Optional[str] = None     # the folder section's crops (None in a dry run: made)
 
 
 GPU = dict(dry_run=False, config="realsr_v3", size=64,
@@ -61,13 +63,18 @@ MICRO_UNET = dict(channel_mult=(1, 2), num_res_blocks=(1, 1), attention_resoluti
 MICRO_VQ = dict(num_res_blocks=1)
 
 
-def _config(plan: Plan):
+def config_of(name: str, dry_run: bool):
+    """The configs module `name`'s config, shrunk further in a dry run."""
     import importlib
-    config = importlib.import_module(f"configs.{plan.config}").get_config()
-    if plan.dry_run:
+    config = importlib.import_module(f"configs.{name}").get_config()
+    if dry_run:
         config.model.update(MICRO_UNET)
         config.autoencoder.params.ddconfig.update(MICRO_VQ)
     return config
+
+
+def _config(plan: Plan):
+    return config_of(plan.config, plan.dry_run)
 
 
 def _gib(n) -> Optional[float]:
@@ -216,13 +223,13 @@ def onestep(plan: Plan, emit):
                               f"the batch-{batch} program compiled"))
 
 
-def _architecture(plan: Plan) -> dict:
+def architecture(plan: Plan) -> dict:
     """The reference constructors' kwargs of the plan's config (ours are theirs)."""
     config = _config(plan)
     return {"unet": config.model.to_dict(), "vq": config.autoencoder.params.to_dict()}
 
 
-def _has_torch(python: str) -> bool:
+def has_torch(python: str) -> bool:
     probe = subprocess.run([python, "-c", "import torch"], capture_output=True, check=False)
     return probe.returncode == 0
 
@@ -232,7 +239,7 @@ def reference(plan: Plan, emit):
     if not plan.reference:
         emit(dict(section="reference", name="PyTorch reference", status="skipped: no --reference"))
         return
-    if not _has_torch(plan.torch_python):
+    if not has_torch(plan.torch_python):
         emit(dict(section="reference", name="PyTorch reference", status="skipped: no torch",
                   note=f"{plan.torch_python} cannot import torch"))
         return
@@ -242,7 +249,7 @@ def reference(plan: Plan, emit):
            "--reference", plan.reference, "--size", str(plan.size), "--iters", str(plan.iters),
            "--chain_batches", json.dumps(list(plan.ref_chain)),
            "--train_batches", json.dumps(list(plan.ref_train)),
-           "--amp", "true", "--arch", json.dumps(_architecture(plan))]
+           "--amp", "true", "--arch", json.dumps(architecture(plan))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     header = None
     for line in proc.stdout:
@@ -266,16 +273,9 @@ def reference(plan: Plan, emit):
 
 
 def folder(plan: Plan, emit):
-    """The folder bench's rows, when bench/folder_bench.py (with `suite_rows`) exists."""
-    if not FOLDER_BENCH.is_file():
-        print("folder bench not present")
-        emit(dict(section="folder", name="folder bench", status="skipped: folder bench not present"))
-        return
+    """A folder of real crops end to end (bench/folder_bench.py's `suite_rows`)."""
     from bench import folder_bench
-    if not hasattr(folder_bench, "suite_rows"):
-        raise AttributeError(f"{FOLDER_BENCH}: no suite_rows(dry_run) for the device suite")
-    for row in folder_bench.suite_rows(dry_run=plan.dry_run):
-        emit(dict(row, section="folder"))
+    folder_bench.suite_rows(plan, lambda row: emit(dict(row, section="folder")))
 
 
 SECTIONS: dict = {"parity": parity, "chain": chain, "tile": tile, "train": train,

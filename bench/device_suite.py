@@ -8,8 +8,9 @@ so one that fails or runs out of time leaves an error row and the others still r
 `parity` (the fixtures at float32, highest precision: pass/fail), `chain` (v3, 64 -> 256,
 batch 1/8/64, float32 and bfloat16), `tile` (512 LQ -> 2048 x 2048), `train` (bfloat16,
 per-device batch 16 and 64), `reference` (the PyTorch reference from the checkout at
-`--reference`, fp16 AMP, same device), `onestep` (SinSR's student), `folder` (bench/
-folder_bench.py's `suite_rows(dry_run)`, when that file exists). FLOPs are XLA's cost
+`--reference`, fp16 AMP, same device), `onestep` (SinSR's student), `folder` (the crops
+in `--folder`, written by bench/device_prep.sh, end to end: ours with a cold then a warm
+compilation cache, then the reference; bench/folder_bench.py). FLOPs are XLA's cost
 analysis; MFU is against `--peak_tflops` (790: the bf16 dense rate measured on the H200),
 for the float32 rows too. Prints one table and writes DIR/device_suite.{md,json} and the
 sections' output to DIR/device_suite.log; DIR is --out, else $OUT, else ./device_out.
@@ -34,13 +35,13 @@ if str(ROOT) not in sys.path:
 from bench import device_sections  # noqa: E402  (jax-free at import)
 
 # seconds per section on the GPU; they sum to the default --budget_s (8 minutes less margin)
-BUDGETS = {"parity": 70, "chain": 155, "tile": 45, "train": 90, "reference": 45,
-           "onestep": 40, "folder": 25}
+BUDGETS = {"parity": 70, "chain": 140, "tile": 40, "train": 80, "reference": 40,
+           "onestep": 30, "folder": 70}
 DRY_BUDGET = 300  # a loaded 2-core CI machine
 DRY_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 PEAK_TFLOPS = 790.0
 COLUMNS = (("section", "section", "{}"), ("name", "row", "{}"), ("dtype", "dtype", "{}"),
-           ("batch", "batch", "{}"), ("seconds", "ms/batch", "{:.4g}", 1e3),
+           ("batch", "batch", "{}"), ("seconds", "ms/batch", "{:.5g}", 1e3),
            ("images_per_s", "img/s", "{:.4g}"), ("tflops", "TFLOP/s", "{:.4g}"),
            ("mfu", "MFU", "{:.1%}"), ("program_gib", "program GiB", "{:.3g}"),
            ("peak_gib", "peak GiB", "{:.3g}"), ("compile_s", "compile s", "{:.3g}"),
@@ -50,7 +51,9 @@ COLUMNS = (("section", "section", "{}"), ("name", "row", "{}"), ("dtype", "dtype
 def plan_from(args) -> device_sections.Plan:
     base = device_sections.DRY if args.dry_run else device_sections.GPU
     return device_sections.Plan(**base, peak_tflops=args.peak_tflops,
-                                reference=args.reference, torch_python=args.torch_python)
+                                reference=args.reference, torch_python=args.torch_python,
+                                folder=args.folder or (None if args.dry_run else
+                                                       str(device_sections.DEVICE_FOLDER)))
 
 
 def worker(args) -> int:
@@ -79,6 +82,7 @@ def run_worker(name: str, args, timeout: float) -> tuple:
            "--peak_tflops", str(args.peak_tflops), "--torch_python", args.torch_python]
     cmd += ["--dry_run"] if args.dry_run else []
     cmd += ["--reference", args.reference] if args.reference else []
+    cmd += ["--folder", args.folder] if args.folder else []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if args.dry_run:  # tiny programs: compile them fast, their speed does not matter
         env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {DRY_XLA_FLAGS}".strip()
@@ -168,7 +172,7 @@ def _find(rows, section, dtype=None, batch=None, largest=False):
 
 def ratios(rows) -> list:
     """JAX bfloat16 against the reference, and SinSR's student against the chain, at the
-    same batch: images/s ratios."""
+    same batch: images/s ratios; the folder's wall seconds, the reference's over ours."""
     out = []
     for ref in (r for r in rows if r.get("section") == "reference" and r.get("seconds")):
         kind = ref["name"].split()[0]
@@ -177,6 +181,13 @@ def ratios(rows) -> list:
                 else f"no JAX bfloat16 {kind} row at batch {ref['batch']}")
         out.append(dict(what=f"{kind} x{ref['batch']}: JAX bf16 / reference {ref['dtype']} "
                              "images/s", value=text))
+    ref_folder = next((r for r in rows if r.get("section") == "folder" and r.get("seconds")
+                       and r["name"].startswith("reference")), None)
+    for ours in (r for r in rows if ref_folder and r.get("section") == "folder"
+                 and r.get("seconds") and r["name"].startswith("ours")):
+        out.append(dict(what=f"folder, {ours['name']}: the reference's wall s / ours "
+                             "(end to end, compilation included)",
+                        value=f"{ref_folder['seconds'] / ours['seconds']:.2f}x"))
     for student in (r for r in rows if r.get("section") == "onestep" and r.get("seconds")):
         chain = _find(rows, "chain", "bfloat16", student["batch"])
         if chain:
@@ -252,6 +263,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", help="a checkout of zsyOAOA/ResShift to time as well")
     parser.add_argument("--torch_python", default=sys.executable,
                         help="a Python with torch for the reference (default: this one)")
+    parser.add_argument("--folder", help="the folder section's PNG crops (default: "
+                        "device_data/folder, from bench/device_prep.sh; a dry run makes its own)")
     parser.add_argument("--sections", default=",".join(device_sections.SECTIONS))
     parser.add_argument("--budgets", help="per-section seconds, e.g. chain=200,tile=60")
     parser.add_argument("--budget_s", type=float,
@@ -271,6 +284,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown sections {unknown}; known: {list(device_sections.SECTIONS)}")
     if args.reference:
         args.reference = str(pathlib.Path(args.reference).resolve())
+    if args.folder:
+        args.folder = str(pathlib.Path(args.folder).resolve())
     out = pathlib.Path(args.out or os.environ.get("OUT") or "device_out").resolve()
     out.mkdir(parents=True, exist_ok=True)
     args.out = str(out)

@@ -1,8 +1,9 @@
 """bench/device_suite.py's dry run: every section runs its code at tiny sizes and leaves a row.
 
 The GPU run must not be spent debugging: here each section (parity, chain, tile, train,
-reference, onestep, folder) runs as it will there, in its own process, with the packages
-the GPU machine lacks made unimportable; a failing or overlong section is isolated.
+reference, onestep, folder: three made-up crops end to end, cold and warm compilation
+cache) runs as it will there, in its own process, with the packages the GPU machine lacks
+made unimportable; a failing or overlong section is isolated.
 """
 import importlib.util
 import json
@@ -61,8 +62,11 @@ def test_dry_run_every_section_leaves_a_row(tmp_path):
     data, stdout = _suite(tmp_path, "--dry_run", "--jobs", "2", "--reference", str(reference))
     rows = _by_section(data)
     assert set(rows) == set(SECTIONS)
+    # CI has no torch; with torch, the empty folder is no checkout (tried by hand: README)
+    expected = "skipped: no torch" if importlib.util.find_spec("torch") is None else "error"
+    references = rows["reference"] + rows["folder"][-1:]
     problems = [r for r in data["rows"] if r["status"] not in ("ok", "pass")
-                and not r["status"].startswith("skipped") and r["section"] != "reference"]
+                and not r["status"].startswith("skipped") and r not in references]
     assert not problems, problems
     assert rows["parity"][-1]["name"] == "all fixtures" and rows["parity"][-1]["status"] == "pass"
     for section in ("chain", "tile", "train", "onestep"):
@@ -71,12 +75,14 @@ def test_dry_run_every_section_leaves_a_row(tmp_path):
     for section in ("chain", "train", "onestep"):   # FLOPs counted: MFU on every timed row
         assert all(r["mfu"] > 0 and r["tflops"] > 0 for r in rows[section]), rows[section]
     assert {f["section"] for f in data["flops"]} == {"chain", "train", "onestep"}
-    # CI has no torch; with torch, the empty folder is no checkout (tried by hand: README)
-    expected = "skipped: no torch" if importlib.util.find_spec("torch") is None else "error"
-    assert [r["status"] for r in rows["reference"]] == [expected]
-    if not (ROOT / "bench" / "folder_bench.py").is_file():
-        assert [r["status"] for r in rows["folder"]] == ["skipped: folder bench not present"]
-        assert "folder bench not present" in (tmp_path / "out" / "device_suite.log").read_text()
+    assert [r["status"] for r in references] == [expected, expected]
+    # the folder end to end: the dry run's three crops, one program, then read back
+    cold, warm = rows["folder"][:-1]
+    assert (cold["name"], warm["name"]) == ("ours, cold cache", "ours, warm cache")
+    for row in (cold, warm):
+        assert row["images"] == row["batch"] == 3 and row["compilations"] == 1, row
+        assert row["seconds"] > 0 and row["compile_s"] > 0 and row["process_s"] > row["seconds"]
+    assert cold["cache_written"] > 0 and warm["cache_written"] == 0, (cold, warm)
     assert data["meta"]["backend"] == "cpu" and data["dry_run"]
     assert [t["what"] for t in data["targets"]][0].startswith("chain bf16 MFU")
     assert "| section | row |" in stdout
@@ -88,12 +94,14 @@ def test_a_failing_or_overlong_section_is_isolated(tmp_path):
     not_a_checkout.mkdir()
     data, _ = _suite(tmp_path, "--dry_run", "--sections", "reference,parity,folder",
                      "--reference", str(not_a_checkout), "--torch_python", "/bin/true",
-                     "--budgets", "parity=1")
+                     "--budgets", "parity=1", "--folder", str(tmp_path / "no_crops"))
     rows = _by_section(data)
     (error,) = rows["reference"]
     assert error["status"] == "error" and "not a ResShift checkout" in error["note"]
     assert rows["parity"][-1]["status"].startswith("timeout after")
-    assert rows["folder"] and rows["folder"][0]["status"] != "error"
+    (missing,) = rows["folder"]  # prep not run: one row saying what to run
+    assert missing["status"].startswith("skipped: no PNG crops in ") and \
+        missing["status"].endswith("no_crops") and "bench/device_prep.sh" in missing["note"]
 
 
 def test_flops_count_the_accelerator_program_without_compiling_it():
