@@ -11,9 +11,9 @@ itself (TPU pod slices, SLURM, Open MPI), else with `--coordinator_address HOST:
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
+from resshift_jax import config_file
 
-config_flags.DEFINE_config_file("config", None, "configs/*.py experiment", lock_config=True)
+config_file.DEFINE_config_file("config", "configs/*.py experiment", lock_config=True)
 flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard logs and samples go here")
 flags.DEFINE_bool("multihost", False, "one process per host: jax.distributed.initialize(), "
                   "the cluster auto-detected (TPU pod slice, SLURM, Open MPI)")
@@ -94,4 +94,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=config_file.parse_flags)

@@ -16,7 +16,6 @@ back up, rounded. Each image's randomness is (seed, its rank), so the same seed 
 the same bytes. Writes OUT/gt/NAME.png and OUT/lq/NAME.png.
 """
 import argparse
-import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from resshift_jax import config_file
 from resshift_jax.data import kernels
 from resshift_jax.data.face import opencv_jpeg
 from resshift_jax.image_io import ImageReadError, list_images, read_image, write_png
@@ -44,15 +44,6 @@ IMAGENET_TEST_PARAMS = dict(
     resize_prob2=(0.3, 0.4, 0.3), resize_range2=(0.8, 1.2), gaussian_noise_prob2=0.5,
     noise_range2=(1, 10), poisson_scale_range2=(0.05, 0.2), gray_noise_prob2=0.4,
     jpeg_range2=(80, 100))
-
-
-def load_config(path: str):
-    """get_config(arg) of a configs/*.py file, `path[:arg]` as ml_collections' flags take it."""
-    path, _, arg = path.partition(":")
-    spec = importlib.util.spec_from_file_location("testset_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
 
 
 def center_square(img: np.ndarray, size: int, resize: bool = True) -> np.ndarray:
@@ -154,7 +145,10 @@ def main(argv=None) -> int:
         sys.exit("error: --config is needed (or --face)")
     if Path(args.out).resolve() == Path(args.gt).resolve():
         sys.exit("error: --out may not be the --gt folder")
-    config = load_config(args.config) if args.config else None
+    try:
+        config = config_file.load(args.config) if args.config else None
+    except config_file.ConfigError as err:
+        sys.exit(f"error: {err}")
     problems = make_testset(args.gt, args.out, seed=args.seed, config=config, face=args.face,
                             num=args.num, imagenet_test_params=args.imagenet_test_params)
     for line in problems:
