@@ -13,8 +13,10 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-config_flags.DEFINE_config_file(
-    "config", None, "configs/*.py of your own model (added to the menu, first); "
+from resshift_jax import config_file
+
+config_file.DEFINE_config_file(
+    "config", "configs/*.py of your own model (added to the menu, first); "
     "default: only the released models", lock_config=False)
 flags.DEFINE_string("unet_ckpt", None, "with --config: UNet weights (a released name, .pth, "
                     ".safetensors or a training workdir); default the config's")
@@ -54,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=config_file.parse_flags)

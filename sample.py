@@ -14,12 +14,11 @@ import dataclasses
 import sys
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from resshift_jax import releases
+from resshift_jax import config_file, releases
 
-config_flags.DEFINE_config_file(
-    "config", None, "configs/*.py of the model; default: chosen by --task/--version.",
+config_file.DEFINE_config_file(
+    "config", "configs/*.py of the model; default: chosen by --task/--version.",
     lock_config=False)
 flags.DEFINE_string("in_path", None, "input image or folder (recursive)", short_name="i")
 flags.DEFINE_string("out_path", "./results", "output folder (PNG, named like the inputs)",
@@ -153,4 +152,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=config_file.parse_flags)

@@ -11,9 +11,9 @@ itself (TPU pod slices, SLURM, Open MPI), else with `--coordinator_address HOST:
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
+from resshift_jax import config_file
 
-config_flags.DEFINE_config_file("config", None, "configs/*.py experiment", lock_config=True)
+config_file.DEFINE_config_file("config", "configs/*.py experiment", lock_config=True)
 flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard logs and samples go here")
 flags.DEFINE_bool("multihost", False, "one process per host: jax.distributed.initialize(), "
                   "the cluster auto-detected (TPU pod slice, SLURM, Open MPI)")
@@ -37,6 +37,9 @@ def run(config, workdir: str, weights_dir: str = "./weights"):
     from resshift_jax.train import experiment
     from resshift_jax.train.loop import train_and_evaluate
 
+    val_set = None  # read first: a missing folder or an empty set stops the run at once
+    if config.data.get("val") is not None:
+        val_set = load_val_set(config.data.val, int(config.sf), config.data.train)
     dtype = getattr(jnp, config.train.get("compute_dtype", "float32"))
     restorer = restorer_from_config(config, dtype)
     frozen = experiment.load_frozen(config, restorer, weights_dir)
@@ -52,9 +55,8 @@ def run(config, workdir: str, weights_dir: str = "./weights"):
         seed=int(config.train.seed), sf=int(config.sf), process_index=jax.process_index(),
         process_count=jax.process_count())
     eval_fn, last = None, {}
-    if config.data.get("val") is not None:
-        scores = experiment.make_eval_fn(config, frozen, load_val_set(
-            config.data.val, int(config.sf), config.data.train))
+    if val_set is not None:
+        scores = experiment.make_eval_fn(config, frozen, val_set)
 
         def eval_fn(params, step):
             last.clear()
@@ -82,11 +84,12 @@ def main(argv):
     if FLAGS.multihost or any(v is not None for v in explicit.values()):
         import jax
         jax.distributed.initialize(**explicit)  # what is not given is auto-detected
+    from resshift_jax.data.val import ValSetError
     from resshift_jax.train.experiment import SetupError
     from resshift_jax.sharding import BatchError
     try:
         run(FLAGS.config, FLAGS.workdir, FLAGS.weights_dir)
-    except (SetupError, BatchError) as e:
+    except (SetupError, BatchError, ValSetError) as e:
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -94,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=config_file.parse_flags)

@@ -150,10 +150,9 @@ def main(argv):
 
 def define_flags():
     from absl import flags
-    from ml_collections import config_flags
-    from resshift_jax import releases
-    config_flags.DEFINE_config_file("config", None, "configs/*.py of the model; default: chosen "
-                                    "by --task/--version", lock_config=False)
+    from resshift_jax import config_file, releases
+    config_file.DEFINE_config_file("config", "configs/*.py of the model; default: chosen by "
+                                   "--task/--version", lock_config=False)
     flags.DEFINE_enum("task", "realsr", list(releases.TASKS), "released task")
     flags.DEFINE_enum("version", "v3", list(releases.REALSR_VERSIONS), "realsr release")
     flags.DEFINE_string("out", None, "output folder", required=True)
@@ -170,5 +169,6 @@ def define_flags():
 
 if __name__ == "__main__":
     from absl import app
+    from resshift_jax import config_file
     define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=config_file.parse_flags)

@@ -6,7 +6,8 @@ message). The preview beside them, or for inpainting the canvas to paint the mas
 the upload as `image_io` decodes it for `sample.py`, so an unreadable file is reported
 by name as soon as it is dropped. A failed request raises `gr.Error` with the engine's
 one line; the page shows it and the server goes on. `demo.queue(default_concurrency_limit=1)`
-runs one request at a time, on the one device set the warm restorers share.
+runs one request at a time, on the one device set the warm restorers share. Restore is
+the page's only API endpoint (`/restore`); the page's own callbacks are private.
 """
 import html
 
@@ -107,13 +108,13 @@ def build_demo(engine: Engine, title: str = "ResShift (JAX): image restoration")
                 status = gr.Markdown(elem_id="status")
                 download = gr.DownloadButton("Download PNG", visible=False)
 
+        page_only = dict(show_progress="hidden", api_visibility="private")  # not API endpoints
         task.change(lambda t: gr.Dropdown(**_version_kwargs(engine, t)), task, version,
-                    show_progress="hidden")
+                    **page_only)
         for trigger in (task.change, version.change):
-            trigger(on_model, [task, version], [info, mask_box], show_progress="hidden")
+            trigger(on_model, [task, version], [info, mask_box], **page_only)
         for trigger in (upload.change, task.change, version.change):
-            trigger(on_upload, [upload, task, version], [preview, editor, status],
-                    show_progress="hidden")
+            trigger(on_upload, [upload, task, version], [preview, editor, status], **page_only)
         run.click(restore, [upload, task, version, seed, chop, bf16, editor, mask],
                   [slider, status, download], api_name="restore")
     return demo

@@ -56,10 +56,56 @@ def test_center_square_matches_smallest_max_size_then_center_crop():
     np.testing.assert_array_equal(out, ref)
 
 
-def test_unreadable_gt_is_reported_and_skipped(gt_dir, tmp_path):
-    problems = make_testset.make_testset(gt_dir, tmp_path / "o", seed=1, face=True)
-    assert len(problems) == 1 and "broken.png" in problems[0]
+def test_unreadable_gt_is_reported_and_skipped(gt_dir, tmp_path, capsys):
+    rc = make_testset.main(["--face", "--gt", str(gt_dir), "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and err == f"failed: {gt_dir / 'broken.png'}: not a recognised image format\n"
+    assert out == f"3 pairs written to {tmp_path / 'o'}, 1 failed, 0 kept (already there; " \
+        "--overwrite replaces them)\n"
     assert len(list((tmp_path / "o" / "lq").glob("*.png"))) == 3
+
+
+def _small_photos(root, names=("a.png", "b.png", "c.png")):
+    rng = np.random.default_rng(3)
+    root.mkdir(parents=True)
+    for name in names:
+        cv2.imwrite(str(root / name), rng.integers(0, 256, (64, 48, 3), np.uint8))
+    return root
+
+
+def test_rerun_keeps_results_and_writes_the_missing_ones_byte_identical(tmp_path):
+    photos, out = _small_photos(tmp_path / "photos"), tmp_path / "out"
+    first = make_testset.make_testset(photos, out, seed=2, face=True)
+    assert (first.written, first.kept, first.failures) == (3, 0, [])
+    digest = _digest(out)
+    (out / "lq" / "a.png").write_bytes(b"the user's own edit")
+    (out / "gt" / "b.png").unlink()
+    again = make_testset.make_testset(photos, out, seed=2, face=True)
+    assert (again.written, again.kept, again.failures) == (1, 2, [])
+    assert (out / "lq" / "a.png").read_bytes() == b"the user's own edit"
+    assert _digest(out) == {**digest, "lq/a.png": _digest(out)["lq/a.png"]}
+    assert make_testset.make_testset(photos, out, seed=2, face=True, overwrite=True).written == 3
+    assert _digest(out) == digest
+
+
+def test_inputs_are_never_replaced_nor_results_taken_as_inputs(tmp_path):
+    photos = _small_photos(tmp_path / "set" / "gt")
+    before = _digest(photos)
+    with pytest.raises(make_testset.TestsetError, match="inside --out's gt/ folder"):
+        make_testset.make_testset(photos, tmp_path / "set", seed=2, face=True)
+    assert _digest(photos) == before
+    inside = photos / "made"  # results under the GT folder: a rerun does not read them
+    make_testset.make_testset(photos, inside, seed=2, face=True)
+    again = make_testset.make_testset(photos, inside, seed=2, face=True)
+    assert (again.written, again.kept, again.failures) == (0, 3, [])
+
+
+def test_two_inputs_with_one_result_name_are_a_failure_not_an_overwrite(tmp_path):
+    photos = _small_photos(tmp_path / "photos", ("a.png", "a.jpg", "b.png"))
+    summary = make_testset.make_testset(photos, tmp_path / "out", seed=2, face=True)
+    assert summary.written == 2 and len(summary.failures) == 1
+    [line] = summary.failures
+    assert "its results would be a.png, as" in line and "a.jpg" in line and "a.png" in line
 
 
 def test_demo_validation_is_held_out_photos_degraded_like_training_at_a_fixed_seed():

@@ -127,3 +127,13 @@ def test_mask_of_the_wrong_size_is_refused_with_the_sizes(page, tmp_path):
     Image.new("L", (16, 16), 255).save(mask)
     with pytest.raises(AppError, match="16x16 but image .* is 32x32"):
         _restore(client, _photo(tmp_path / "face.png", (32, 32)), "tiny inpaint", str(mask))
+
+
+def test_restore_is_the_only_api_endpoint(page):
+    """The page's own callbacks (upload preview, model info, versions) are not API endpoints."""
+    client, _ = page
+    api = client.view_api(print_info=False, return_format="dict")
+    assert list(api["named_endpoints"]) == ["/restore"] and not api["unnamed_endpoints"]
+    for name in ("/on_upload", "/on_model", "/lambda"):
+        with pytest.raises(ValueError, match="Cannot find a function"):
+            client.predict(None, "tiny", None, api_name=name)

@@ -13,17 +13,14 @@ import json
 import pathlib
 import sys
 
+from resshift_jax import config_file
 from resshift_jax.convert.loading import KINDS, build_model, load_params, save_converted
 from resshift_jax.convert.pth import CheckpointError
 
 
 def arch_from_config(config_path: str, kind: str) -> dict:
     """The reference architecture params of `kind` from a `configs/*.py` file."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("resshift_config", config_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = config_file.load(config_path)
     return (config.model if kind == "unet" else config.autoencoder.params).to_dict()
 
 
@@ -44,8 +41,12 @@ def main(argv=None) -> int:
         parser.error(f"{dst}: output must end in .safetensors")
     if dst.exists() and not args.overwrite:
         parser.error(f"{dst}: exists; pass --overwrite to replace it")
-    arch = (arch_from_config(args.config, args.kind) if args.config
-            else json.loads(pathlib.Path(args.arch).read_text()))
+    try:
+        arch = (arch_from_config(args.config, args.kind) if args.config
+                else json.loads(pathlib.Path(args.arch).read_text()))
+    except config_file.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         params = load_params(args.kind, args.src, build_model(args.kind, arch))
     except CheckpointError as e:

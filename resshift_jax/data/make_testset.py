@@ -13,10 +13,14 @@ pipeline (`degradation_for(config.data.train, config.sf)`: the training degradat
 image sf ~ U(1, 32), JPEG quality ~ U(30, 70), noise ~ U(1, 20), an anisotropic 41x41 Gaussian
 blur with sigmas ~ U(4, 16) and angle ~ U(0, pi), bilinear down, noise, OpenCV JPEG, bilinear
 back up, rounded. Each image's randomness is (seed, its rank), so the same seed and folder give
-the same bytes. Writes OUT/gt/NAME.png and OUT/lq/NAME.png.
+the same bytes. Writes OUT/gt/NAME.png and OUT/lq/NAME.png; results already there are kept
+(a rerun writes only the missing ones, the same bytes) unless `--overwrite`. A file that fails
+(unreadable, two inputs with one output name, a failed write) is reported in one line,
+`failed: FILE: reason`, and the rest are written; a summary line counts them, and the exit
+status is then 1.
 """
 import argparse
-import importlib.util
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -24,9 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from resshift_jax import config_file
 from resshift_jax.data import kernels
 from resshift_jax.data.face import opencv_jpeg
-from resshift_jax.image_io import ImageReadError, list_images, read_image, write_png
+from resshift_jax.image_io import ImageReadError, error_line, list_images, read_image, write_png
 
 # configs/degradation_testing_realesrgan.yaml of the reference (ImageNet-Test), in our names
 IMAGENET_TEST_PARAMS = dict(
@@ -44,15 +49,6 @@ IMAGENET_TEST_PARAMS = dict(
     resize_prob2=(0.3, 0.4, 0.3), resize_range2=(0.8, 1.2), gaussian_noise_prob2=0.5,
     noise_range2=(1, 10), poisson_scale_range2=(0.05, 0.2), gray_noise_prob2=0.4,
     jpeg_range2=(80, 100))
-
-
-def load_config(path: str):
-    """get_config(arg) of a configs/*.py file, `path[:arg]` as ml_collections' flags take it."""
-    path, _, arg = path.partition(":")
-    spec = importlib.util.spec_from_file_location("testset_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
 
 
 def center_square(img: np.ndarray, size: int, resize: bool = True) -> np.ndarray:
@@ -108,10 +104,41 @@ def degraded_crops(images, names, degradation, *, gt_size: int, grid: int, seed:
     return out
 
 
+class TestsetError(ValueError):
+    """The folders given cannot make a test set; the message says why, in one line."""
+
+
+@dataclasses.dataclass
+class Summary:
+    written: int = 0  # GT/LQ pairs (or the missing half of one) written
+    kept: int = 0  # pairs already in OUT, left as they are
+    failures: list = dataclasses.field(default_factory=list)  # "FILE: reason", one line each
+
+    def line(self, out_dir) -> str:
+        return (f"{self.written} pairs written to {out_dir}, {len(self.failures)} failed, "
+                f"{self.kept} kept (already there; --overwrite replaces them)")
+
+
+def _inputs(gt_dir: Path, out_dir: Path) -> list:
+    """The GT files, none from OUT/gt or OUT/lq (results are never inputs, nor replace one)."""
+    gt_abs, out_abs = gt_dir.resolve(), out_dir.resolve()
+    if gt_abs == out_abs:
+        raise TestsetError(f"{gt_dir}: --out may not be the --gt folder")
+    for sub in ("gt", "lq"):
+        if out_abs / sub == gt_abs or out_abs / sub in gt_abs.parents:
+            raise TestsetError(f"{gt_dir}: --gt is inside --out's {sub}/ folder, whose results "
+                               "would replace its images; give another --out")
+    return [f for f in list_images(gt_dir)
+            if not {out_abs / "gt", out_abs / "lq"} & {f.parent.resolve(), *f.parent.resolve().parents}]
+
+
 def make_testset(gt_dir, out_dir, *, seed: int, config=None, face: bool = False,
-                 num: int = 0, imagenet_test_params: bool = False) -> list:
-    """Write OUT/gt and OUT/lq; returns the problems (unreadable files), one line each."""
-    files = list_images(gt_dir)
+                 num: int = 0, imagenet_test_params: bool = False,
+                 overwrite: bool = False) -> Summary:
+    """Write OUT/gt and OUT/lq: existing results are kept unless `overwrite`; a file that
+    fails (unreadable, or its result not written) is a line of the summary's failures."""
+    gt_dir, out_dir = Path(gt_dir), Path(out_dir)
+    files = _inputs(gt_dir, out_dir)
     files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
     files = files[:num] if num else files
     degradation, gt_size = None, 0
@@ -122,21 +149,35 @@ def make_testset(gt_dir, out_dir, *, seed: int, config=None, face: bool = False,
             data = data.copy_and_resolve_references()
             data.params = dict(IMAGENET_TEST_PARAMS)
         degradation, gt_size = degradation_for(data, config.sf), int(data.gt_size)
-    out_dir, problems = Path(out_dir), []
+    summary, owner = Summary(), {}
+    base = gt_dir if gt_dir.is_dir() else gt_dir.parent
     for rank, path in enumerate(files):
+        name = Path(path).relative_to(base).with_suffix(".png")
+        if name in owner:
+            summary.failures.append(f"{path}: its results would be {name}, as "
+                                    f"{owner[name]}'s are; rename one")
+            continue
+        owner[name] = path
+        targets = [t for t in (out_dir / "gt" / name, out_dir / "lq" / name)
+                   if overwrite or not t.exists()]
+        if not targets:
+            summary.kept += 1
+            continue
         try:
             img, _ = read_image(path)
+            gt, lq = make_pair(img, np.random.default_rng([seed, rank]), degradation=degradation,
+                               gt_size=gt_size, face=face)
+            for target, image in ((out_dir / "gt" / name, gt), (out_dir / "lq" / name, lq)):
+                if target in targets:
+                    write_png(target, image)
         except ImageReadError as err:
-            problems.append(f"{err}; skipped")
+            summary.failures.append(str(err))
             continue
-        gt, lq = make_pair(img, np.random.default_rng([seed, rank]), degradation=degradation,
-                           gt_size=gt_size, face=face)
-        name = Path(path).relative_to(gt_dir).with_suffix(".png")
-        for sub, image in (("gt", gt), ("lq", lq)):
-            target = out_dir / sub / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_png(target, image)
-    return problems
+        except Exception as err:  # noqa: BLE001 -- one image never stops the set
+            summary.failures.append(f"{path}: {error_line(err)}")
+            continue
+        summary.written += 1
+    return summary
 
 
 def main(argv=None) -> int:
@@ -149,17 +190,22 @@ def main(argv=None) -> int:
     p.add_argument("--face", action="store_true", help="CelebA-Test's face degradation")
     p.add_argument("--imagenet_test_params", action="store_true",
                    help="ImageNet-Test's degradation settings instead of the config's")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results already in OUT (default: keep them)")
     args = p.parse_args(argv)
     if not args.face and not args.config:
         sys.exit("error: --config is needed (or --face)")
-    if Path(args.out).resolve() == Path(args.gt).resolve():
-        sys.exit("error: --out may not be the --gt folder")
-    config = load_config(args.config) if args.config else None
-    problems = make_testset(args.gt, args.out, seed=args.seed, config=config, face=args.face,
-                            num=args.num, imagenet_test_params=args.imagenet_test_params)
-    for line in problems:
-        print(line, file=sys.stderr)
-    return 1 if problems else 0
+    try:
+        config = config_file.load(args.config) if args.config else None
+        summary = make_testset(args.gt, args.out, seed=args.seed, config=config, face=args.face,
+                               num=args.num, imagenet_test_params=args.imagenet_test_params,
+                               overwrite=args.overwrite)
+    except (config_file.ConfigError, TestsetError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
+    for line in summary.failures:
+        print(f"failed: {line}", file=sys.stderr)
+    print(summary.line(args.out))
+    return 1 if summary.failures else 0
 
 
 if __name__ == "__main__":

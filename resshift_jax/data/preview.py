@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 from PIL import Image
 
-config_flags.DEFINE_config_file("config", None, "configs/*.py experiment", lock_config=False)
+from resshift_jax import config_file
+
+config_file.DEFINE_config_file("config", "configs/*.py experiment", lock_config=False)
 flags.DEFINE_string("out", None, "PNG file to write")
 flags.DEFINE_integer("n", 8, "examples")
 flags.DEFINE_integer("seed", 0, "pipeline seed")
@@ -46,4 +47,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=config_file.parse_flags)

@@ -2,8 +2,10 @@
 "skimage" (clean MATLAB-bicubic LQ) or "degraded" (the training degradation at a fixed seed,
 as `make_testset` degrades a test set).
 
-A file of a folder set that cannot be read (corrupt, truncated, over `image_io.MAX_PIXELS`)
-drops its example with a warning naming it; a set left empty is an error.
+A file of a folder set that cannot be used (corrupt, truncated, over `image_io.MAX_PIXELS`,
+a GT not sf times its LQ's size, a mask not its LQ's size) drops its example with a one-line
+warning naming it, and the number dropped is logged; a folder that does not exist or a set
+left empty is a `ValSetError`, raised before training starts.
 """
 import pathlib
 
@@ -14,8 +16,18 @@ from resshift_jax import image_io
 from resshift_jax.data.imresize import imresize
 
 
-def _by_stem(folder):
-    return {p.stem: p for p in image_io.list_images(pathlib.Path(folder))} if folder else {}
+class ValSetError(ValueError):
+    """The validation set cannot be used; the message names the folder and the problem."""
+
+
+def _images(folder, key: str) -> list:
+    if not pathlib.Path(folder).is_dir():
+        raise ValSetError(f"{folder}: the validation folder data.val.{key} does not exist")
+    return image_io.list_images(pathlib.Path(folder))
+
+
+def _by_stem(folder, key: str) -> dict:
+    return {p.stem: p for p in _images(folder, key)} if folder else {}
 
 
 def _skimage_set(val_config, sf: int, limit) -> list:
@@ -30,13 +42,20 @@ def _skimage_set(val_config, sf: int, limit) -> list:
     return out
 
 
-def _example(path, gts, masks) -> dict:
-    """One example of a folder set; raises ImageReadError for any of its files."""
+def _example(path, gts, masks, sf: int) -> dict:
+    """One example of a folder set; raises ImageReadError for any of its files that cannot
+    be read or whose size does not fit its LQ image."""
     item = {"name": path.name, "lq": image_io.read_image(path)[0]}
-    if path.stem in gts:
-        item["gt"] = image_io.read_image(gts[path.stem])[0]
-    if path.stem in masks:
-        item["mask"] = image_io.read_mask(masks[path.stem])[..., None]
+    h, w = item["lq"].shape[:2]
+    for key, label, files, read, (want_h, want_w) in (
+            ("gt", "GT", gts, lambda f: image_io.read_image(f)[0], (h * sf, w * sf)),
+            ("mask", "mask", masks, lambda f: image_io.read_mask(f)[..., None], (h, w))):
+        if path.stem in files:
+            item[key] = read(files[path.stem])
+            got_h, got_w = item[key].shape[:2]
+            if (got_h, got_w) != (want_h, want_w):
+                raise image_io.ImageReadError(files[path.stem], (
+                    f"{label} is {got_w}x{got_h}, not the {want_w}x{want_h} its LQ {path} needs"))
     return item
 
 
@@ -51,26 +70,31 @@ def load_val_set(val_config, sf: int, train_data=None) -> list:
         from resshift_jax.data.make_testset import degraded_crops
         from resshift_jax.data.sources import SkimageSource
         if train_data is None:
-            raise ValueError("validation type 'degraded' needs the training data config")
+            raise ValSetError("validation type 'degraded' needs the training data config")
         names = tuple(val_config["names"])
         return degraded_crops(SkimageSource(names).images, names, degradation_for(train_data, sf),
                               gt_size=int(val_config["gt_size"]), grid=int(val_config.get("grid", 1)),
                               seed=int(val_config.get("seed", 0)))[:limit]
     if kind == "skimage":
         return _skimage_set(val_config, sf, limit)
-    lq_dir = pathlib.Path(val_config["lq_dir"])
-    if not lq_dir.is_dir():
-        raise FileNotFoundError(f"{lq_dir}: validation LQ folder does not exist")
-    gts, masks = _by_stem(val_config.get("gt_dir")), _by_stem(val_config.get("mask_dir"))
+    lq_dir = val_config.get("lq_dir")
+    if not lq_dir:
+        raise ValSetError("data.val.lq_dir is not set: give the validation LQ folder")
+    lqs = _images(lq_dir, "lq_dir")
+    gts, masks = (_by_stem(val_config.get(key), key) for key in ("gt_dir", "mask_dir"))
     out, skipped = [], 0
-    for path in image_io.list_images(lq_dir):
+    for path in lqs:
         if limit is not None and len(out) == limit:
             break
         try:
-            out.append(_example(path, gts, masks))
+            out.append(_example(path, gts, masks, sf))
         except image_io.ImageReadError as err:
             skipped += 1
             logging.warning("validation set: skipped %s", err)
     if not out:
-        raise ValueError(f"{lq_dir}: no readable validation images ({skipped} skipped)")
+        raise ValSetError(f"{lq_dir}: no usable validation images ({len(lqs)} image files, "
+                          f"{skipped} skipped)")
+    if skipped:
+        logging.warning("validation set: %d of the %d images of %s skipped, %d used", skipped,
+                        skipped + len(out), lq_dir, len(out))
     return out

@@ -8,8 +8,9 @@ first step. Networks come from `builder`; weights from any spec `weights` unders
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
-from resshift_jax import builder, metrics
+from resshift_jax import builder, image_io, metrics
 from resshift_jax.convert.pth import CheckpointError
 from resshift_jax.download import WeightsError
 from resshift_jax.resize import bicubic_upsample
@@ -82,13 +83,19 @@ def _to_uint8(x) -> np.ndarray:
 
 def restore_val_set(image_restorer, val_set: list) -> list:
     """Each validation image restored exactly as `sample.py` restores that file: same
-    padding, tiling, mask paste-back and per-file noise (keyed by its name)."""
+    padding, tiling, mask paste-back and per-file noise (keyed by its name). One whose
+    restoration fails (out of memory, say) is None, with a warning naming it."""
     out = []
     for example in val_set:
         mask = example.get("mask")
-        out.append(image_restorer.restore_batch(
-            example["lq"][None], None if mask is None else mask[None],
-            names=[example["name"]])[0])
+        try:
+            out.append(image_restorer.restore_batch(
+                example["lq"][None], None if mask is None else mask[None],
+                names=[example["name"]])[0])
+        except Exception as err:  # noqa: BLE001 -- one image never stops training
+            logging.warning("validation: skipped %s: %s", example["name"],
+                            image_io.error_line(err))
+            out.append(None)
     return out
 
 
@@ -118,8 +125,11 @@ def make_eval_fn(config, frozen: dict, val_set: list, *, max_grid: int = 4):
         image_restorer.params = {"unet": unet_params, **vq}
         scores = {k: [] for k in ("psnr_y", "ssim_y", "lpips", "psnr_y_bicubic",
                                   "ssim_y_bicubic", "lpips_bicubic")}
-        rows = []
-        for i, (example, sr) in enumerate(zip(val_set, restore_val_set(image_restorer, val_set))):
+        rows, skipped = [], 0
+        for example, sr in zip(val_set, restore_val_set(image_restorer, val_set)):
+            if sr is None:
+                skipped += 1
+                continue
             upsampled = np.asarray(bicubic_upsample(jnp.asarray(example["lq"][None]) * 2 - 1,
                                                     restorer.sf))[0] * 0.5 + 0.5
             row = [_to_uint8(upsampled), _to_uint8(sr)]
@@ -133,9 +143,10 @@ def make_eval_fn(config, frozen: dict, val_set: list, *, max_grid: int = 4):
                             jnp.asarray(image[None] / 255.0, jnp.float32),
                             jnp.asarray(gt[None] / 255.0, jnp.float32))[0]))
                 row.append(gt)
-            if i < max_grid:
+            if len(rows) < max_grid:
                 rows.append(np.concatenate(row, axis=1))
         out = {f"val/{k}": float(np.mean(v)) for k, v in scores.items() if v}
+        out["val/skipped"] = float(skipped)
         if rows and all(r.shape == rows[0].shape for r in rows):
             out["images"] = np.concatenate(rows, axis=0)[None]
         return out
