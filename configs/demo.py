@@ -32,7 +32,7 @@ def get_config():
         poisson_scale_range2=(0.05, 0.8), jpeg_range=(60, 95), jpeg_range2=(60, 95)))
     c.data.val = dict(type="degraded", names=VAL_PHOTOS, gt_size=128, grid=2, seed=0)
     c.train.update(dict(
-        lr=1e-3, lr_min=1e-4, warmup_iterations=25, iterations=250, batch=8, microbatch=8,
+        lr=3e-3, lr_min=3e-4, warmup_iterations=25, iterations=250, batch=8, microbatch=8,
         ema_rate=0.98, loss_coef=dict(mse=1.0, lpips=0.0), save_freq=125, log_freq=25,
         val_freq=125, keep_checkpoints=2, seed=0, compute_dtype="float32"))
     c.sample.update(dict(padding_offset=16, unet_weights=None, chop_size=64,
