@@ -36,3 +36,19 @@ def test_wrong_kind_is_a_clear_error(parity_dir, tmp_path, capsys):
                  "--kind", "unet", "--arch", str(arch)]) == 1
     err = capsys.readouterr().err
     assert "vq_f4_tiny.pth" in err and "missing" in err
+
+
+def test_bad_arch_file_is_one_line(parity_dir, tmp_path, capsys):
+    """A missing, non-JSON or non-object --arch file: status 2, one line naming it."""
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    a_list = tmp_path / "list.json"
+    a_list.write_text("[1, 2]")
+    for arch, problem in ((tmp_path / "missing.json", "no such architecture file"),
+                          (bad_json, "not a readable JSON file"), (a_list, "expected a JSON object")):
+        out = tmp_path / "out.safetensors"
+        assert main([str(parity_dir / "vq_f4_tiny.pth"), str(out), "--kind", "vq",
+                     "--arch", str(arch)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and str(arch) in err and problem in err, err
+        assert not out.exists()

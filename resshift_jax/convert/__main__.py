@@ -18,6 +18,20 @@ from resshift_jax.convert.loading import KINDS, build_model, load_params, save_c
 from resshift_jax.convert.pth import CheckpointError
 
 
+def arch_from_json(path: str) -> dict:
+    """The reference architecture params in a JSON file; any problem is one ConfigError line."""
+    try:
+        arch = json.loads(pathlib.Path(path).read_text())
+    except FileNotFoundError:
+        raise config_file.ConfigError(f"{path}: no such architecture file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise config_file.ConfigError(f"{path}: not a readable JSON file ({e})") from None
+    if not isinstance(arch, dict):
+        raise config_file.ConfigError(f"{path}: expected a JSON object of architecture params, "
+                                      f"got {type(arch).__name__}")
+    return arch
+
+
 def arch_from_config(config_path: str, kind: str) -> dict:
     """The reference architecture params of `kind` from a `configs/*.py` file."""
     config = config_file.load(config_path)
@@ -43,7 +57,7 @@ def main(argv=None) -> int:
         parser.error(f"{dst}: exists; pass --overwrite to replace it")
     try:
         arch = (arch_from_config(args.config, args.kind) if args.config
-                else json.loads(pathlib.Path(args.arch).read_text()))
+                else arch_from_json(args.arch))
     except config_file.ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
