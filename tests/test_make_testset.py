@@ -120,3 +120,13 @@ def test_demo_validation_is_held_out_photos_degraded_like_training_at_a_fixed_se
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a["lq"], b["lq"])
     assert not np.array_equal(first[0]["lq"], first[1]["lq"])
+
+
+def test_face_image_smaller_than_its_scale_factor_is_one_clear_line(tmp_path, capsys):
+    photos = _small_photos(tmp_path / "photos", names=("a.png",))
+    cv2.imwrite(str(photos / "tiny.png"), np.zeros((1, 2, 3), np.uint8))
+    rc = make_testset.main(["--face", "--gt", str(photos), "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and err.startswith(f"failed: {photos / 'tiny.png'}: ValueError: 2x1 px is "
+                                      "too small for the face degradation") and err.count("\n") == 1
+    assert out.startswith("1 pairs written") and (tmp_path / "o" / "lq" / "a.png").exists()

@@ -68,6 +68,9 @@ def face_degradation(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     sf, qf, nf = rng.uniform(1.0, 32), rng.uniform(30, 70), rng.uniform(1.0, 20)
     sig_x, sig_y, theta = rng.uniform(4.0, 16), rng.uniform(4.0, 16), rng.uniform() * math.pi
     h, w = hq.shape[:2]
+    if min(h, w) // sf < 1:
+        raise ValueError(f"{w}x{h} px is too small for the face degradation: its drawn scale "
+                         f"factor {sf:.1f} (of U(1, 32)) needs a side of at least {math.ceil(sf)} px")
     kernel = kernels.bivariate_gaussian(41, sig_x, sig_y, theta, isotropic=False)
     lq = kernels.filter2d(hq, kernel)
     lq = cv2.resize(lq, (int(w // sf), int(h // sf)), interpolation=cv2.INTER_LINEAR)
