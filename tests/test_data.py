@@ -86,7 +86,35 @@ def test_bad_files_skipped_and_counted(tmp_path):
     it = make_train_iterator(_config(_folder(tmp_path)), per_host_batch=8, seed=0)
     batches = _batches(it, 3)
     assert all(np.isfinite(b["lq"]).all() for b in batches)
-    assert it.skipped > 0 and it.get_state()["skipped"] == it.skipped
+    assert it.skipped > 0 and it.get_state()["skipped"] == [it.skipped]
+
+
+def _hosts(config, count, batches, state=None):
+    """The data state of `count` hosts (batch 8 in all) after `batches` more batches from
+    `state`, their "skipped" lists summed as train.loop sums them."""
+    hosts = [make_train_iterator(config, per_host_batch=8 // count, seed=0, process_index=p,
+                                 process_count=count, degradation=lambda hq, rng: {"hq": hq})
+             for p in range(count)]
+    for it in hosts:
+        if state is not None:
+            it.set_state(json.loads(json.dumps(state)))  # as a checkpoint holds it
+        _batches(it, batches)
+    states = [it.get_state() for it in hosts]
+    return {**states[0], "skipped": np.sum([s["skipped"] for s in states], 0).tolist()}
+
+
+def test_skip_counts_by_process_sum_to_one_hosts_and_survive_any_resume(tmp_path):
+    config = _config(_folder(tmp_path))
+    total = sum(_hosts(config, 1, 4)["skipped"])
+    one, two = _hosts(config, 1, 2), _hosts(config, 2, 2)
+    assert len(two["skipped"]) == 2 and two["skipped"][1] > 0  # not only host 0's
+    assert sum(two["skipped"]) == sum(one["skipped"]) > 0
+    assert _hosts(config, 2, 2, two) == _hosts(config, 2, 4)  # each host continues its own
+    older = {**one, "skipped": sum(one["skipped"])}  # a checkpoint from before the lists
+    for state in (one, two, older):
+        for count in (1, 2):
+            resumed = _hosts(config, count, 2, state)
+            assert len(resumed["skipped"]) == count and sum(resumed["skipped"]) == total
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):

@@ -1,9 +1,11 @@
 """Multi-host training, proven on one machine: two `train.py` processes on localhost (JAX's
 gloo CPU collectives, one CPU device each, `--coordinator_address --num_processes
 --process_id`) train exactly what one process with two devices trains (losses, params, data
-position), and one process restores their checkpoint and continues as the straight run.
+position, the count of unreadable images skipped), and one process restores their
+checkpoint and continues as the straight run.
 
-All runs are a pixel-space cut of configs/tiny_test.py (batch 4, a one-level UNet) compiled
+All runs are a pixel-space cut of configs/tiny_test.py (batch 4, a one-level UNet, a folder
+of four images, one of them unreadable, so that each global batch skips it once) compiled
 at XLA's lowest CPU optimisation level and sharing a persistent XLA cache. The two-process
 run goes side by side with one process that trains the straight run, then (told on stdin)
 resumes the two-process run; every process has a hard deadline and is killed if the test
@@ -20,6 +22,7 @@ import time
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from PIL import Image
 from tensorboard.compat.proto import event_pb2
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -35,7 +38,8 @@ def get_config():
                         image_size=32, lq_size=32, swin_depth=1, mlp_ratio=1))
     c.autoencoder = None
     c.diffusion.update(dict(latent_flag=False))
-    c.data.train.update(dict(gt_size=32, crop_pad_size=32, num_workers=1))
+    c.data.train.update(dict(gt_size=32, crop_pad_size=32, num_workers=1,
+                             sources=({{"type": "folder", "root": {root!r}}},)))
     c.train.update(dict(batch=4, microbatch=4, iterations={steps}, save_freq=2, log_freq=1))
     return c
 '''
@@ -94,8 +98,9 @@ class Runs:
                 proc.wait()
 
 
-def _losses(workdir) -> list:
-    """[(step, float32 loss)] from the TensorBoard event files in `workdir` (process 0's)."""
+def _scalars(workdir, tag="loss") -> list:
+    """[(step, float32 value of `tag`)] from the TensorBoard event files in `workdir`
+    (process 0's)."""
     out = []
     for path in sorted(pathlib.Path(workdir).glob("events.out.tfevents.*")):
         data, i = path.read_bytes(), 0
@@ -104,7 +109,7 @@ def _losses(workdir) -> list:
             event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
             i += n + 16
             for v in event.summary.value:
-                if v.tag == "loss":
+                if v.tag == tag:
                     t = v.tensor
                     out.append((event.step, np.frombuffer(t.tensor_content, np.float32)[0]
                                 if t.tensor_content else t.float_val[0]))
@@ -126,7 +131,13 @@ def _checkpoint(workdir, step):
 
 def test_two_processes_equal_one_and_resume_in_one(tmp_path):
     config, straight, multi = tmp_path / "mh_config.py", tmp_path / "straight", tmp_path / "multi"
-    config.write_text(CONFIG.format(steps=STEPS))
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in (0, 2, 3):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), np.uint8)).save(data / f"img{i}.png")
+    (data / "img1.png").write_bytes((data / "img0.png").read_bytes()[:100])  # truncated
+    config.write_text(CONFIG.format(steps=STEPS, root=str(data)))
     address, runs = f"localhost:{_free_port()}", Runs(tmp_path)
     try:
         pair = [runs.start(f"process{p}", 1, ROOT / "train.py", "--config", config, "--workdir",
@@ -142,12 +153,16 @@ def test_two_processes_equal_one_and_resume_in_one(tmp_path):
     finally:
         runs.close()
 
-    expected, got = _losses(straight), _losses(multi)  # multi: each step logged once
+    expected, got = _scalars(straight), _scalars(multi)  # multi: each step logged once
     assert [s for s, _ in expected] == [s for s, _ in got] == list(range(1, STEPS + 1))
     np.testing.assert_allclose([v for _, v in got], [v for _, v in expected], rtol=0, atol=1e-6)
+    skipped = [(s, s) for s in range(1, STEPS + 1)]  # once a batch, by either process
+    assert _scalars(straight, "data_skipped") == _scalars(multi, "data_skipped") == skipped
+    by_process = {STEPS - 1: [0, STEPS - 1], STEPS: [STEPS]}  # (seed 0) process 1 met it twice
     for step in (STEPS - 1, STEPS):  # written by the two processes / the resumed run
         (state, data), (ref_state, ref_data) = _checkpoint(multi, step), _checkpoint(straight, step)
-        assert data == ref_data == {"batch_index": step, "skipped": 0, "seed": 0}
+        assert data == {"batch_index": step, "skipped": by_process[step], "seed": 0}
+        assert ref_data == {"batch_index": step, "skipped": [step], "seed": 0}
         assert int(state["step"]) == step
         jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=0, atol=1e-6),
                      state, ref_state)

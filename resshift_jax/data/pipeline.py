@@ -8,7 +8,9 @@ takes the contiguous slice k*B + p*B/P .. k*B + (p+1)*B/P - 1, the rows that
 seed gives the same global batches, row for row, on any number of hosts and workers. An unreadable image (corrupt, truncated, a header over
 `image_io.MAX_PIXELS`: whatever its source raises as `ImageReadError`) is replaced by the
 next readable one (deterministically), counted, and logged once by name.
-`get_state`/`set_state` hold the next batch's index.
+`get_state`/`set_state` hold the next batch's index and the skip counts by process: each
+host fills only its own entry, so the hosts' lists sum to the run's (`train.loop` sums them
+before logging and saving).
 """
 import concurrent.futures
 import collections
@@ -68,7 +70,7 @@ class TrainIterator:
         self.config, self.seed = data_config, int(seed)
         self.source = source if source is not None else make_source(data_config.sources)
         self.degrade = degradation or degradation_for(data_config, sf)
-        self.per_host, self.p = per_host_batch, process_index
+        self.per_host, self.p, self.processes = per_host_batch, process_index, process_count
         self.global_batch = per_host_batch * process_count
         self.batch_index, self.skipped = 0, 0
         self._pool = concurrent.futures.ThreadPoolExecutor(max(1, int(data_config.get("num_workers", 1))))
@@ -125,11 +127,20 @@ class TrainIterator:
         return {k: np.stack([e[k] for e, _ in examples]).astype(np.float32) for k in examples[0][0]}
 
     def get_state(self) -> dict:
-        return {"batch_index": self.batch_index, "skipped": self.skipped, "seed": self.seed}
+        skipped = [0] * self.processes
+        skipped[self.p] = self.skipped
+        return {"batch_index": self.batch_index, "skipped": skipped, "seed": self.seed}
 
     def set_state(self, state: dict) -> None:
+        """Continue at `state`: this host's entry of its "skipped" list; a list saved by
+        another number of processes, or an older checkpoint's int, puts its total on host 0."""
         self._queue.clear()
-        self.batch_index, self.skipped = int(state["batch_index"]), int(state.get("skipped", 0))
+        self.batch_index, skipped = int(state["batch_index"]), state.get("skipped", 0)
+        if isinstance(skipped, list) and len(skipped) == self.processes:
+            self.skipped = int(skipped[self.p])
+        else:
+            total = sum(map(int, skipped)) if isinstance(skipped, list) else int(skipped)
+            self.skipped = total if self.p == 0 else 0
 
 
 def make_train_iterator(data_config, *, per_host_batch: int, seed: int, sf: int = 4,

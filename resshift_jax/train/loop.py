@@ -4,6 +4,8 @@ The host never waits for the step it has just dispatched: batches are built ahea
 `DevicePrefetcher`, and the metrics of step N (non-finite counters included) are read
 once step N+1 is queued (as nanodo and big_vision). Saving and validating need the
 state's values anyway, so at those steps the metrics are read before the next dispatch.
+On many hosts the data state's per-process skip counts are summed over the hosts (a tiny
+collective queued after step N, read with its metrics) at the steps that log or save them.
 """
 import functools
 import pathlib
@@ -28,6 +30,18 @@ class NonFiniteError(RuntimeError):
 
 def _mean(history):
     return {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+
+
+def _all_hosts(data_state: dict, mesh, sum_rows: Callable) -> dict:
+    """`data_state` with its "skipped" list (one entry per process, each host filling its
+    own) summed over the hosts, as a device array not yet read; unchanged on one host."""
+    skipped = data_state.get("skipped")
+    if jax.process_count() == 1 or not isinstance(skipped, list):
+        return data_state
+    rows = np.zeros((len(mesh.local_devices), len(skipped)), np.int32)
+    rows[0] = skipped
+    local = jax.make_array_from_process_local_data(sharding.data_sharding(mesh), rows)
+    return {**data_state, "skipped": sum_rows(local)}
 
 
 def _init_or_restore(config, init_params, optimizer, mesh, checkpointer):
@@ -75,6 +89,7 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
                                       ema_rate=float(tc.ema_rate)),
                       in_shardings=(state_shardings, sharding.data_sharding(mesh), replicated),
                       out_shardings=(state_shardings, replicated), donate_argnums=0)
+    sum_rows = jax.jit(lambda rows: rows.sum(0), out_shardings=replicated)
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     total, log_freq = int(tc.iterations), int(tc.log_freq)
     max_nonfinite = int(tc.get("max_nonfinite_steps", 100))
@@ -82,25 +97,32 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
     lr = learning_rate(tc)
     history = []
 
+    def logs(step):
+        return step % log_freq == 0 or step == total
+
     def report(step, metrics, data_state):
-        """Read step's metrics (blocks until it is done), log them, stop on non-finite runs."""
-        metrics = jax.device_get(metrics)
+        """Read step's metrics (blocks until it is done), log them, stop on non-finite runs;
+        returns the data state as host values."""
+        metrics, data_state = jax.device_get((metrics, data_state))
+        if "skipped" in data_state:
+            data_state = {**data_state, "skipped": np.asarray(data_state["skipped"]).tolist()}
         run, nonfinite_total = int(metrics.pop("nonfinite_run")), int(metrics.pop("nonfinite_total"))
         history.append(metrics)
         for hook in hooks:
             hook(step)
-        if step % log_freq == 0 or step == total:
+        if logs(step):
             scalars = _mean(history)
             history.clear()
             scalars.update(lr=float(lr(step - 1)), nonfinite_total=nonfinite_total)
             if "skipped" in data_state:
-                scalars["data_skipped"] = data_state["skipped"]
+                scalars["data_skipped"] = int(np.sum(data_state["skipped"]))
             writer.write_scalars(step, scalars)
         if run >= max_nonfinite:
             raise NonFiniteError(
                 f"{run} consecutive steps with non-finite loss or gradients at step {step}; "
                 f"stopped. The last checkpoint (step {checkpointer.latest_step()}) is intact: "
                 f"lower train.lr or check the data")
+        return data_state
 
     stop = (stop or StopFlag()).install()
     batches = DevicePrefetcher(data_iterator, functools.partial(sharding.global_batch, mesh=mesh),
@@ -112,14 +134,17 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
             step += 1
             if pending is not None:  # the previous step's, now that this one is queued
                 report(*pending)
-            pending = (step, metrics, batches.get_state())
             save = step % int(tc.save_freq) == 0 or step == total or stop.stop
             evaluate = eval_fn is not None and (step % int(tc.val_freq) == 0 or step == total)
+            data_state = batches.get_state()
+            if save or logs(step):
+                data_state = _all_hosts(data_state, mesh, sum_rows)
+            pending = (step, metrics, data_state)
             if save or evaluate:  # both wait for this step: check it before keeping it
-                report(*pending)
+                data_state = report(*pending)
                 pending = None
             if save:
-                checkpointer.save(step, state, batches.get_state(), force=True)
+                checkpointer.save(step, state, data_state, force=True)
             if evaluate:
                 results = eval_fn(state.ema_params if tc.get("use_ema_val", True)
                                   else state.params, step)
