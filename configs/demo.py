@@ -1,4 +1,4 @@
-"""A small ResShift trained from scratch in 5-8 minutes on a 2-core CPU: the README's main job.
+"""A small ResShift trained from scratch in 4-8 minutes on a 2-core CPU: the README's main job.
 
 Pixel space (no autoencoder; the UNet sees the bicubic-upsampled LQ), x4, 4 steps, on
 scikit-image's bundled photographs (so it runs offline) with the real Real-ESRGAN pipeline,
