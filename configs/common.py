@@ -70,7 +70,8 @@ def base_config() -> ml_collections.ConfigDict:
         batch=96, microbatch=12, ema_rate=0.999, weight_decay=0.0, grad_clip=None,
         loss_coef=dict(mse=1.0, lpips=1.0), lpips_vgg=None, lpips_lin=None, val_lpips="", save_freq=10000,
         log_freq=200, val_freq=10000, keep_checkpoints=3, seed=123456,
-        compute_dtype="bfloat16", max_nonfinite_steps=100, use_ema_val=True, fsdp=False, fsdp_min_size=2 ** 14))
+        compute_dtype="bfloat16", max_nonfinite_steps=100, use_ema_val=True, fsdp=False, fsdp_min_size=2 ** 14,
+        init="reference"))
     c.sample = ml_collections.ConfigDict(dict(
         seed=12345, chop_size=512, chop_stride=-1, padding_offset=64, mask_back=False,
         compute_dtype="float32", blend="gaussian", unet_weights="v3"))

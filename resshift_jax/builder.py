@@ -89,7 +89,8 @@ def image_restorer(config, restorer: Restorer, params: dict, *, chop_size=None, 
 
 def random_params(restorer: Restorer, key) -> dict:
     """Freshly initialised float32 params {"unet"[, "vq"]}: random weights at the
-    architecture's sizes, for benchmarks and tests (training starts from `init` too)."""
+    architecture's sizes, no layer zeroed, for benchmarks and tests (training from scratch
+    starts from `unet.init_params`, the reference's initialisation)."""
     import jax
     from resshift_jax.models.unet import example_inputs
     unet_key, vq_key = jax.random.split(key)

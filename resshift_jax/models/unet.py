@@ -10,11 +10,13 @@ import math
 from typing import Any, Sequence, Union
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from resshift_jax.models.layers import GroupNorm32, UpsampleConv, conv
 from resshift_jax.models.swin import BasicLayer
+from resshift_jax.models.torch_init import torch_default_init
 
 Dtype = Any
 
@@ -172,6 +174,13 @@ def example_inputs(model: UNetModelSwin, batch: int = 1):
     return x, t, lq, mask
 
 
+def init_params(model: UNetModelSwin, key):
+    """Fresh params drawn as the reference's are: torch's defaults, and every ResBlock's last
+    conv zeroed (its `zero_module`), so each residual block starts as the identity."""
+    init_key, draw_key = jax.random.split(key)
+    params = model.init(init_key, *example_inputs(model))["params"]
+    return torch_default_init(params, draw_key, zeroed=lambda path: path[-1] == "out_layers_3")
+
+
 def count_params(params) -> int:
-    import jax
     return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))

@@ -23,16 +23,26 @@ class SetupError(ValueError):
     """The experiment cannot start; the message says what to fix."""
 
 
+INITS = ("reference", "flax")
+
+
 def init_unet_params(config, restorer: Restorer, key, weights_dir: str = "weights"):
-    """Fresh float32 UNet params, or those `config.model_ckpt` names (any weight spec)."""
+    """Float32 UNet params: those `config.model_ckpt` names (any weight spec), else fresh ones
+    drawn as `train.init` says: "reference" (torch's defaults and the reference's zeroed
+    ResBlock outputs) or "flax" (Flax's default initialisers)."""
     if config.get("model_ckpt"):
         try:
             return load_weights("unet", restorer.unet, config.model, config.model_ckpt,
                                 weights_dir)
         except (CheckpointError, WeightsError, OSError) as e:
             raise SetupError(f"model_ckpt: {e}") from None
-    from resshift_jax.models.unet import example_inputs
-    return jax.jit(restorer.unet.init)(key, *example_inputs(restorer.unet))["params"]
+    init = config.train.get("init", "reference")
+    if init not in INITS:
+        raise SetupError(f"train.init: {init!r} is not one of {', '.join(INITS)}")
+    from resshift_jax.models.unet import example_inputs, init_params
+    if init == "flax":
+        return jax.jit(restorer.unet.init)(key, *example_inputs(restorer.unet))["params"]
+    return jax.jit(lambda k: init_params(restorer.unet, k))(key)
 
 
 def load_frozen(config, restorer: Restorer, weights_dir: str = "weights") -> dict:
