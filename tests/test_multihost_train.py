@@ -2,7 +2,8 @@
 gloo CPU collectives, one CPU device each, `--coordinator_address --num_processes
 --process_id`) train exactly what one process with two devices trains (losses, params, data
 position, the count of unreadable images skipped), and one process restores their
-checkpoint and continues as the straight run.
+checkpoint and continues as the straight run; then the reverse: two processes resume a copy
+of the straight run's one-process checkpoint and train what the one process trains on.
 
 All runs are a pixel-space cut of configs/tiny_test.py (batch 4, a one-level UNet, a folder
 of four images, one of them unreadable, so that each global batch skips it once) compiled
@@ -11,6 +12,7 @@ run goes side by side with one process that trains the straight run, then (told 
 resumes the two-process run; every process has a hard deadline and is killed if the test
 fails.
 """
+import shutil
 import os
 import pathlib
 import socket
@@ -28,6 +30,7 @@ from tensorboard.compat.proto import event_pb2
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TIMEOUT = 300  # seconds, for all the runs together
 STEPS = 3  # the two processes train 2 of them, the resumed run the last
+MORE = 1  # steps more, from the one-process checkpoint of step STEPS, in 1 and in 2 processes
 CONFIG = '''
 from configs.tiny_test import get_config as tiny_config
 
@@ -50,8 +53,13 @@ spec = importlib.util.spec_from_file_location("mh_config", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 train.run(module.get_config(), sys.argv[2])
+print("straight run done", flush=True)
 assert sys.stdin.readline() == "resume\\n"
 train.run(module.get_config(), sys.argv[3])
+assert sys.stdin.readline() == "more\\n"
+config = module.get_config()
+config.train.iterations += int(sys.argv[4])
+train.run(config, sys.argv[2])
 '''
 
 
@@ -91,6 +99,18 @@ class Runs:
             text = log.read_text(errors="backslashreplace")
             assert proc.returncode == 0 and "Traceback" not in text, f"{log.name}:\n{text[-3000:]}"
 
+    def tell(self, run, line):
+        run[0].stdin.write(f"{line}\n".encode())
+        run[0].stdin.flush()
+
+    def wait_for(self, run, text):
+        """Until `text` is in the log of `run` (a hard failure past the deadline)."""
+        proc, log = run
+        while text not in log.read_text(errors="backslashreplace"):
+            assert proc.poll() is None, f"{log.name} ended before {text!r}"
+            assert time.monotonic() < self.deadline, f"{log.name}: no {text!r} in {TIMEOUT} s"
+            time.sleep(0.5)
+
     def close(self):
         for proc, _ in self.procs:
             if proc.poll() is None:
@@ -129,7 +149,7 @@ def _checkpoint(workdir, step):
     return jax.device_get(restored.state), restored.data
 
 
-def test_two_processes_equal_one_and_resume_in_one(tmp_path):
+def test_two_processes_equal_one_and_resume_across(tmp_path):
     config, straight, multi = tmp_path / "mh_config.py", tmp_path / "straight", tmp_path / "multi"
     data = tmp_path / "data"
     data.mkdir()
@@ -138,26 +158,38 @@ def test_two_processes_equal_one_and_resume_in_one(tmp_path):
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), np.uint8)).save(data / f"img{i}.png")
     (data / "img1.png").write_bytes((data / "img0.png").read_bytes()[:100])  # truncated
     config.write_text(CONFIG.format(steps=STEPS, root=str(data)))
-    address, runs = f"localhost:{_free_port()}", Runs(tmp_path)
+    widened = tmp_path / "widened"
+    address, address2 = f"localhost:{_free_port()}", f"localhost:{_free_port()}"
+    runs = Runs(tmp_path)
     try:
         pair = [runs.start(f"process{p}", 1, ROOT / "train.py", "--config", config, "--workdir",
                            multi, "--coordinator_address", address, "--num_processes", 2,
                            "--process_id", p, f"--config.train.iterations={STEPS - 1}")
                 for p in range(2)]
-        one = runs.start("one_process", 2, "-c", ONE_PROCESS, config, straight, multi,
+        one = runs.start("one_process", 2, "-c", ONE_PROCESS, config, straight, multi, MORE,
                          stdin=subprocess.PIPE)
         runs.finish(*pair)
-        one[0].stdin.write(b"resume\n")
+        runs.wait_for(one, "straight run done")
+        runs.tell(one, "resume")
+        shutil.copytree(straight, widened)
+        # its events are the straight run's to compare against; the resumed run writes anew
+        for path in widened.glob("events.out.tfevents.*"):
+            path.unlink()
+        pair = [runs.start(f"widened{p}", 1, ROOT / "train.py", "--config", config, "--workdir",
+                           widened, "--coordinator_address", address2, "--num_processes", 2,
+                           "--process_id", p, f"--config.train.iterations={STEPS + MORE}")
+                for p in range(2)]
+        runs.tell(one, "more")
         one[0].stdin.close()
-        runs.finish(one)
+        runs.finish(one, *pair)
     finally:
         runs.close()
 
-    expected, got = _scalars(straight), _scalars(multi)  # multi: each step logged once
+    expected, got = _scalars(straight)[:STEPS], _scalars(multi)  # multi: each step logged once
     assert [s for s, _ in expected] == [s for s, _ in got] == list(range(1, STEPS + 1))
     np.testing.assert_allclose([v for _, v in got], [v for _, v in expected], rtol=0, atol=1e-6)
     skipped = [(s, s) for s in range(1, STEPS + 1)]  # once a batch, by either process
-    assert _scalars(straight, "data_skipped") == _scalars(multi, "data_skipped") == skipped
+    assert _scalars(straight, "data_skipped")[:STEPS] == _scalars(multi, "data_skipped") == skipped
     by_process = {STEPS - 1: [0, STEPS - 1], STEPS: [STEPS]}  # (seed 0) process 1 met it twice
     for step in (STEPS - 1, STEPS):  # written by the two processes / the resumed run
         (state, data), (ref_state, ref_data) = _checkpoint(multi, step), _checkpoint(straight, step)
@@ -166,3 +198,16 @@ def test_two_processes_equal_one_and_resume_in_one(tmp_path):
         assert int(state["step"]) == step
         jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=0, atol=1e-6),
                      state, ref_state)
+
+    # the widened run: two processes on from the one-process checkpoint of step STEPS
+    end = STEPS + MORE
+    (step, loss), = _scalars(widened)
+    assert step == end and _scalars(straight)[-1][0] == end
+    np.testing.assert_allclose(loss, _scalars(straight)[-1][1], rtol=0, atol=1e-6)
+    (state, data), (ref_state, ref_data) = _checkpoint(widened, end), _checkpoint(straight, end)
+    assert ref_data == {"batch_index": end, "skipped": [end], "seed": 0}
+    # the one-process count went to process 0, which met the unreadable image once more
+    assert data == {"batch_index": end, "skipped": [end, 0], "seed": 0}
+    assert int(state["step"]) == end
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=0, atol=1e-6),
+                 state, ref_state)
