@@ -1,12 +1,13 @@
-"""A small ResShift trained from scratch in 4-8 minutes on a 2-core CPU: the README's main job.
+"""A small ResShift trained from scratch in 3-8 minutes on a 2-core CPU: the README's main job.
 
 Pixel space (no autoencoder; the UNet sees the bicubic-upsampled LQ), x4, 4 steps, on
 scikit-image's bundled photographs (so it runs offline) with the real Real-ESRGAN pipeline,
 its blur, noise and JPEG ranges narrowed for 64-pixel crops taken at the photographs' own
 scale; validation on other bundled photographs degraded by the same pipeline at a fixed
-seed, reporting PSNR/SSIM on the Y channel next to bicubic upsampling of the same LQ. It starts from Flax's default initialisation
-(`train.init = "flax"`): at this budget the reference's (torch's draws, zeroed ResBlock
-outputs; the default of every other recipe) ends 2 dB below bicubic (docs/benchmarks.md).
+seed, reporting PSNR/SSIM on the Y channel and LPIPS next to bicubic upsampling of the same
+LQ. It starts from Flax's default initialisation (`train.init = "flax"`): at this budget the
+reference's (torch's draws, zeroed ResBlock outputs; the default of every other recipe) ends
+2 dB below bicubic (docs/benchmarks.md).
 """
 from configs.common import base_config
 

