@@ -43,6 +43,8 @@ class Plan:
     reference: Optional[str] = None
     torch_python: str = sys.executable
     folder: Optional[str] = None     # the folder section's crops (None in a dry run: made)
+    eval_size: int = 256             # the evaluate metrics' images, pixels a side
+    eval_batch: int = 32
 
 
 GPU = dict(dry_run=False, config="realsr_v3", size=64,
@@ -53,7 +55,8 @@ GPU = dict(dry_run=False, config="realsr_v3", size=64,
            lpips_net="vgg", iters=5)
 DRY = dict(dry_run=True, config="tiny_test", size=32, chain=(("bfloat16", 1),), tile_lq=64,
            tile_dtypes=("float32",), train_batches=(1,), onestep_batches=(1,), ref_chain=(1,),
-           ref_train=(1,), parity_only=("schedules", "bicubic"), lpips_net=None, iters=1)
+           ref_train=(1,), parity_only=("schedules", "bicubic"), lpips_net=None, iters=1,
+           eval_size=64, eval_batch=2)
 
 
 # the dry run shrinks tiny_test further (and trains on MSE alone): XLA:CPU compile time grows
@@ -223,6 +226,28 @@ def onestep(plan: Plan, emit):
                               f"the batch-{batch} program compiled"))
 
 
+def evaluation(plan: Plan, emit):
+    """`python -m resshift_jax.evaluate`'s five metrics (bench/eval_bench.py's, random weights;
+    random pixels: the cost depends on neither), a row per metric as it is timed, then their sum."""
+    import numpy as np
+    from bench.eval_bench import metric_set
+    n, size = plan.eval_batch, plan.eval_size
+    rng = np.random.default_rng(0)
+    pred, gt = (list(rng.integers(0, 256, (n, size, size, 3), np.uint8)) for _ in range(2))
+    total = 0.0
+    for metric in metric_set(n, tiny=plan.dry_run):
+        start = time.perf_counter()
+        metric.score(pred, gt)  # compiles
+        compile_s = time.perf_counter() - start
+        seconds = median_time(lambda: metric.score(pred, gt), warmup=0, iters=plan.iters)
+        total += seconds
+        emit(dict(section="eval", name=metric.name, dtype="float32", batch=n, seconds=seconds,
+                  images_per_s=n / seconds, compile_s=compile_s,
+                  peak_gib=_gib(device_peak_bytes()), status="ok", note=f"{size}x{size}"))
+    emit(dict(section="eval", name="all five", dtype="float32", batch=n, seconds=total,
+              images_per_s=n / total, status="ok", note=f"{size}x{size}, the rows above summed"))
+
+
 def architecture(plan: Plan) -> dict:
     """The reference constructors' kwargs of the plan's config (ours are theirs)."""
     config = _config(plan)
@@ -279,7 +304,8 @@ def folder(plan: Plan, emit):
 
 
 SECTIONS: dict = {"parity": parity, "chain": chain, "tile": tile, "train": train,
-                  "reference": reference, "onestep": onestep, "folder": folder}
+                  "reference": reference, "onestep": onestep, "folder": folder,
+                  "eval": evaluation}
 JAX_FREE = ("reference", "folder")
 
 

@@ -1,4 +1,4 @@
-"""One prepared device run: parity, chain, tile, training, the reference, SinSR, in one table.
+"""One prepared device run: parity, chain, tile, training, the reference, SinSR, metrics.
 
     python -m bench.device_suite [--reference reference] [--out DIR] [--dry_run]
         [--sections parity,chain,...] [--budgets chain=200,...] [--budget_s 470]
@@ -10,7 +10,8 @@ batch 1/8/64, float32 and bfloat16), `tile` (512 LQ -> 2048 x 2048), `train` (bf
 per-device batch 16 and 64), `reference` (the PyTorch reference from the checkout at
 `--reference`, fp16 AMP, same device), `onestep` (SinSR's student), `folder` (the crops
 in `--folder`, written by bench/device_prep.sh, end to end: ours with a cold then a warm
-compilation cache, then the reference; bench/folder_bench.py). FLOPs are XLA's cost
+compilation cache, then the reference; bench/folder_bench.py), `eval` (the evaluate
+metrics at 256 x 256, batch 32: images/s per metric; bench/eval_bench.py). FLOPs are XLA's cost
 analysis; MFU is against `--peak_tflops` (790: the bf16 dense rate measured on the H200),
 for the float32 rows too. Prints one table and writes DIR/device_suite.{md,json} and the
 sections' output to DIR/device_suite.log; DIR is --out, else $OUT, else ./device_out.
@@ -35,8 +36,8 @@ if str(ROOT) not in sys.path:
 from bench import device_sections  # noqa: E402  (jax-free at import)
 
 # seconds per section on the GPU; they sum to the default --budget_s (8 minutes less margin)
-BUDGETS = {"parity": 70, "chain": 140, "tile": 40, "train": 80, "reference": 40,
-           "onestep": 30, "folder": 70}
+BUDGETS = {"parity": 70, "chain": 115, "tile": 40, "train": 80, "reference": 40,
+           "onestep": 30, "folder": 70, "eval": 25}
 DRY_BUDGET = 300  # a loaded 2-core CI machine
 DRY_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 PEAK_TFLOPS = 790.0

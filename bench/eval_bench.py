@@ -38,7 +38,9 @@ def _random(params, seed=0):
                                      for k, x in zip(keys, leaves)])
 
 
-def ours(pred, gt, batch: int, iters: int) -> dict:
+def metric_set(batch: int, tiny: bool = False) -> list:
+    """The five evaluate metrics with random weights: at the released sizes (LPIPS-AlexNet,
+    CLIP RN50, MUSIQ 384x14), or, `tiny` (the device suite's dry run), small CLIP and MUSIQ."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -54,16 +56,22 @@ def ours(pred, gt, batch: int, iters: int) -> dict:
     lp = LPIPS(net="alex")
     lp_params = lpips_params_from_torch(trunk, lin, "alex")
     lp_apply = jax.jit(lambda x, y: lp.apply({"params": lp_params}, x * 2 - 1, y * 2 - 1))
-    clip = CLIPIQA((3, 4, 6, 3), 64, 1024)
+    clip = CLIPIQA((1, 1, 1, 1), 16, 64) if tiny else CLIPIQA((3, 4, 6, 3), 64, 1024)
     clip_params = _random(clip.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))["params"])
-    musiq = MUSIQ(384, 1152, 6, 14)
+    musiq = MUSIQ(32, 64, 2, 1) if tiny else MUSIQ(384, 1152, 6, 14)
     musiq_params = _random(musiq.init(jax.random.key(1), *_dummy())["params"])
-    metrics = [build_metric("psnr", batch_size=batch), build_metric("ssim", batch_size=batch),
-               Metric("lpips", True, lambda p, g: np.asarray(lp_apply(
-                   jnp.asarray(np.stack(p) / 255.0, jnp.float32),
-                   jnp.asarray(np.stack(g) / 255.0, jnp.float32)))),
-               _nr_metric("clipiqa", jax.jit(lambda x: clip.apply({"params": clip_params}, x)), batch),
-               _nr_metric("musiq", musiq_scorer(musiq, musiq_params), batch)]
+    return [build_metric("psnr", batch_size=batch), build_metric("ssim", batch_size=batch),
+            Metric("lpips", True, lambda p, g: np.asarray(lp_apply(
+                jnp.asarray(np.stack(p) / 255.0, jnp.float32),
+                jnp.asarray(np.stack(g) / 255.0, jnp.float32)))),
+            _nr_metric("clipiqa", jax.jit(lambda x: clip.apply({"params": clip_params}, x)), batch),
+            _nr_metric("musiq", musiq_scorer(musiq, musiq_params), batch)]
+
+
+def ours(pred, gt, batch: int, iters: int) -> dict:
+    import jax
+    import numpy as np
+    metrics = metric_set(batch)
 
     def run():
         for start in range(0, len(pred), batch):

@@ -2,7 +2,7 @@
 
 The GPU run must not be spent debugging: here each section (parity, chain, tile, train,
 reference, onestep, folder: three made-up crops end to end, cold and warm compilation
-cache) runs as it will there, in its own process, with the packages the GPU machine lacks
+cache; eval: the metrics) runs as it will there, in its own process, with the packages the GPU machine lacks
 made unimportable; a failing or overlong section is isolated.
 """
 import importlib.util
@@ -15,7 +15,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SECTIONS = ("parity", "chain", "tile", "train", "reference", "onestep", "folder")
+SECTIONS = ("parity", "chain", "tile", "train", "reference", "onestep", "folder", "eval")
 # not on the GPU image (bench/README.md): the suite must not need them. Hidden from the path
 # finder, they look absent as there: find_spec gives None (etils asks it for tensorflow when
 # JAX opens its compilation cache) and importing them raises ModuleNotFoundError
@@ -72,6 +72,9 @@ def test_dry_run_every_section_leaves_a_row(tmp_path):
     for section in ("chain", "tile", "train", "onestep"):
         for row in rows[section]:
             assert row["seconds"] > 0 and row["program_gib"] > 0, row
+    assert [r["name"] for r in rows["eval"]] == ["psnr", "ssim", "lpips", "clipiqa", "musiq",
+                                                 "all five"]
+    assert all(r["images_per_s"] > 0 and r["batch"] == 2 for r in rows["eval"]), rows["eval"]
     for section in ("chain", "train", "onestep"):   # FLOPs counted: MFU on every timed row
         assert all(r["mfu"] > 0 and r["tflops"] > 0 for r in rows[section]), rows[section]
     assert {f["section"] for f in data["flops"]} == {"chain", "train", "onestep"}
