@@ -29,7 +29,17 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb threshold: 89.5 MP, ~1 GB as float32 RGB
 
-cv2.setLogLevel(0)  # silent: a bad file is reported once, by us
+
+def _silence_opencv() -> None:
+    """Keep OpenCV's own messages out: a bad file is reported once, by us."""
+    if hasattr(cv2, "setLogLevel"):  # OpenCV 4
+        cv2.setLogLevel(0)
+    else:  # OpenCV 5 moved it (the GPU image's OpenCV is not our pin)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+_silence_opencv()
+
 _WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide state
 
 

@@ -1,5 +1,6 @@
 """Image listing, decoding (good and bad files), output naming and masks."""
 import struct
+import types
 import zlib
 
 import cv2
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from resshift_jax import image_io
 from resshift_jax.image_io import (
     ImageReadError,
     check_mask,
@@ -122,6 +124,19 @@ def test_bad_files_raise_one_clear_error(tmp_path):
         assert str(path) in message and reason in message and "\n" not in message
     with pytest.raises(ImageReadError, match="missing.png"):
         read_image(tmp_path / "missing.png")
+
+
+def test_opencv_silenced_on_opencv_4_and_5(monkeypatch):
+    """OpenCV 5 (on the GPU image, not our pin) moved setLogLevel into cv2.utils.logging."""
+    calls = []
+    monkeypatch.setattr(cv2, "setLogLevel", calls.append, raising=False)
+    image_io._silence_opencv()
+    monkeypatch.delattr(cv2, "setLogLevel")
+    logging = types.SimpleNamespace(LOG_LEVEL_SILENT=0, setLogLevel=lambda level: calls.append(
+        ("utils", level)))
+    monkeypatch.setattr(cv2, "utils", types.SimpleNamespace(logging=logging), raising=False)
+    image_io._silence_opencv()
+    assert calls == [0, ("utils", 0)]
 
 
 def test_plan_outputs_keeps_structure_and_refuses_danger(tmp_path):
