@@ -5,8 +5,10 @@ started with `--torch_python` (a Python that has torch, e.g. a separate venv) an
 the reference from the user's checkout given by `--reference`.
 """
 import json
+import math
 import pathlib
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -76,7 +78,7 @@ def xla_flops(stage):
     return float(flops) if flops and flops > 0 else None
 
 
-def _cpu_client_flops(lowered):
+def cpu_client_flops(lowered):
     """XLA's cost analysis of a lowered program's HLO on the CPU client (the CUDA plugin's
     client has none before compiling); None where this jax lacks the internals."""
     try:
@@ -99,10 +101,20 @@ def program_flops(jitted, args, platform=None) -> tuple:
     flops = xla_flops(lowered) if platform == jax.devices()[0].platform else None
     if flops:
         return flops, "lowered"
-    flops = _cpu_client_flops(lowered)
+    flops = cpu_client_flops(lowered)
     if flops:
         return flops, f"lowered for {platform}, counted on the CPU client"
     return xla_flops(jitted.lower(*args).compile()), "compiled"
+
+
+def largest_array_bytes(mlir: str) -> int:
+    """Bytes of the largest tensor type in a StableHLO module's text (an array the program
+    holds at once: a lowered program's memory hint, where only compiling gives the total)."""
+    sizes = {"f32": 4, "bf16": 2, "i32": 4, "f16": 2, "i64": 8, "i1": 1}
+    best = 0
+    for dims, kind in re.findall(r"tensor<((?:\d+x)+)(\w+)>", mlir):
+        best = max(best, math.prod(int(d) for d in dims[:-1].split("x")) * sizes.get(kind, 4))
+    return best
 
 
 def program_bytes(compiled):

@@ -16,8 +16,9 @@ import sys
 import time
 from typing import Callable, Optional, Tuple
 
-from bench.common import (ROOT, device_peak_bytes, fake_params, median_time, program_bytes,
-                          program_flops, xla_flops)
+from bench.common import (ROOT, cpu_client_flops, device_peak_bytes, fake_params,
+                          largest_array_bytes, median_time, program_bytes, program_flops,
+                          xla_flops)
 
 PARITY = ROOT / "tests" / "fixtures" / "parity"
 DEVICE_FOLDER = ROOT / "device_data" / "folder"  # bench/device_prep.sh's crops (git-ignored)
@@ -45,6 +46,7 @@ class Plan:
     folder: Optional[str] = None     # the folder section's crops (None in a dry run: made)
     eval_size: int = 256             # the evaluate metrics' images, pixels a side
     eval_batch: int = 32
+    lower_for: Optional[str] = None  # preflight: lower every program for this platform only
 
 
 GPU = dict(dry_run=False, config="realsr_v3", size=64,
@@ -80,18 +82,26 @@ def _config(plan: Plan):
     return config_of(plan.config, plan.dry_run)
 
 
+def _counted(plan: Plan) -> str:
+    return f"lowered for {plan.lower_for}, counted on the CPU client" if plan.lower_for \
+        else "compiled"
+
+
 def _gib(n) -> Optional[float]:
     return None if n is None else n / 2 ** 30
 
 
 def measure(emit, section: str, name: str, jitted, args, *, dtype: str, batch: int,
-            iters: int, run=None, note="", lowered=None):
-    """Compile `jitted` for `args` (or the given `lowered`), time it, emit its row; returns
-    the compiled program's XLA FLOPs. `run(compiled)` overrides the timed call (a donating
-    train step). FLOP rates are the suite's to add (`flops` records)."""
+            iters: int, run=None, note="", lower_for=None):
+    """Compile `jitted` for `args`, time it, emit its row; returns the compiled program's XLA
+    FLOPs. `run(compiled)` overrides the timed call (a donating train step). FLOP rates are
+    the suite's to add (`flops` records). With `lower_for` (a preflight), `lower_only`."""
     import jax
+    if lower_for:
+        return lower_only(emit, section, name, jitted, args, dtype=dtype, batch=batch,
+                          note=note, platform=lower_for)
     start = time.perf_counter()
-    compiled = (lowered or jitted.lower(*args)).compile()
+    compiled = jitted.lower(*args).compile()
     compile_s = time.perf_counter() - start
     if run is None:
         seconds = median_time(lambda: jax.block_until_ready(compiled(*args)), iters=iters)
@@ -102,6 +112,22 @@ def measure(emit, section: str, name: str, jitted, args, *, dtype: str, batch: i
               program_gib=_gib(program_bytes(compiled)), peak_gib=_gib(device_peak_bytes()),
               status="ok", note=note))
     return xla_flops(compiled)
+
+
+def lower_only(emit, section: str, name: str, jitted, args, *, dtype: str, batch: int,
+               note: str, platform: str):
+    """Lower `jitted` for `platform` without compiling or running it (a preflight on a
+    machine without that platform); emit its row (the largest array it holds) and return
+    its FLOPs, XLA's count of that platform's program on the CPU client."""
+    start = time.perf_counter()
+    lowered = jitted.trace(*args).lower(lowering_platforms=(platform,))
+    seconds = time.perf_counter() - start
+    largest = largest_array_bytes(lowered.as_text())
+    emit(dict(section=section, name=name, dtype=dtype, batch=batch,
+              status=f"lowered for {platform}",
+              note="; ".join(filter(None, [note, f"largest array {_gib(largest):.3g} GiB",
+                                           f"lowered in {seconds:.1f} s"]))))
+    return cpu_client_flops(lowered)
 
 
 def flops_record(section: str, per_image, how: str) -> dict:
@@ -139,12 +165,13 @@ def parity(plan: Plan, emit):
                    f"{time.perf_counter() - start:.0f} s"))
 
 
-def _chain_flops(restorer, params, size: int) -> dict:
-    """XLA-counted FLOPs per image: the batch-1 chain, its steps unrolled (no loop)."""
+def _chain_flops(restorer, params, size: int, platform=None) -> dict:
+    """XLA-counted FLOPs per image: the batch-1 chain, its steps unrolled (no loop), lowered
+    for `platform` (default: this machine's)."""
     from bench.sample_bench import chain_args
     from resshift_jax.sampling import make_restore_fn
     flops, how = program_flops(make_restore_fn(restorer, use_scan=False),
-                               chain_args(params, 1, size))
+                               chain_args(params, 1, size), platform)
     return flops_record("chain", flops, f"the batch-1 chain unrolled, {how}")
 
 
@@ -161,9 +188,10 @@ def chain(plan: Plan, emit):
     out = plan.size * restorers[plan.chain[0][0]].sf
     for i, (dtype, batch) in enumerate(plan.chain):
         measure(emit, "chain", f"{plan.size}->{out} x{batch}", make_restore_fn(restorers[dtype]),
-                chain_args(params, batch, plan.size), dtype=dtype, batch=batch, iters=plan.iters)
+                chain_args(params, batch, plan.size), dtype=dtype, batch=batch, iters=plan.iters,
+                lower_for=plan.lower_for)
         if i == 0:
-            emit(_chain_flops(restorers[dtype], params, plan.size))
+            emit(_chain_flops(restorers[dtype], params, plan.size, plan.lower_for))
 
 
 def tile(plan: Plan, emit):
@@ -180,7 +208,7 @@ def tile(plan: Plan, emit):
         out = plan.tile_lq * restorer.sf
         measure(emit, "tile", f"{plan.tile_lq}->{out} tile", make_restore_fn(restorer),
                 chain_args(params, 1, plan.tile_lq), dtype=dtype, batch=1, iters=1,
-                note="completes")
+                note="" if plan.lower_for else "completes", lower_for=plan.lower_for)
 
 
 def train(plan: Plan, emit):
@@ -199,10 +227,11 @@ def train(plan: Plan, emit):
         step, *args = train_program(config, parts, batch)
         flops = measure(emit, "train", f"step x{per_device}/device", step, args,
                         dtype="bfloat16", batch=batch, iters=iters, note=loss,
-                        run=lambda compiled, args=args: step_time(compiled, *args, iters))
+                        run=lambda compiled, args=args: step_time(compiled, *args, iters),
+                        lower_for=plan.lower_for)
         if i == 0:
             emit(flops_record("train", flops and flops / batch,
-                              f"the batch-{batch} step, compiled; remat included"))
+                              f"the batch-{batch} step, {_counted(plan)}; remat included"))
 
 
 def onestep(plan: Plan, emit):
@@ -220,10 +249,10 @@ def onestep(plan: Plan, emit):
     for i, batch in enumerate(plan.onestep_batches):
         flops = measure(emit, "onestep", f"SinSR student x{batch}", make_restore_fn(restorer),
                         chain_args(params, batch, plan.size), dtype="bfloat16", batch=batch,
-                        iters=plan.iters, note="1 UNet call")
+                        iters=plan.iters, note="1 UNet call", lower_for=plan.lower_for)
         if i == 0:
             emit(flops_record("onestep", flops and flops / batch,
-                              f"the batch-{batch} program compiled"))
+                              f"the batch-{batch} program, {_counted(plan)}"))
 
 
 def evaluation(plan: Plan, emit):
@@ -307,9 +336,14 @@ SECTIONS: dict = {"parity": parity, "chain": chain, "tile": tile, "train": train
                   "reference": reference, "onestep": onestep, "folder": folder,
                   "eval": evaluation}
 JAX_FREE = ("reference", "folder")
+LOWERED = ("chain", "tile", "train", "onestep")  # the sections a preflight lowers
 
 
 def run_section(name: str, plan: Plan, emit: Callable[[dict], None]) -> None:
+    if plan.lower_for and name not in LOWERED:
+        emit(dict(section=name, name="(section)", status="skipped: a preflight lowers "
+                  + ", ".join(LOWERED) + " only"))
+        return
     if name not in JAX_FREE:
         emit({"meta": meta()})
     SECTIONS[name](plan, emit)

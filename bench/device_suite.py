@@ -16,6 +16,9 @@ analysis; MFU is against `--peak_tflops` (790: the bf16 dense rate measured on t
 for the float32 rows too. Prints one table and writes DIR/device_suite.{md,json} and the
 sections' output to DIR/device_suite.log; DIR is --out, else $OUT, else ./device_out.
 `--dry_run`: the same sections at the tiny test sizes on any machine (CI runs it).
+`--preflight`: the GPU run's own programs (its sizes, its batches, bf16, LPIPS-VGG) lowered
+for CUDA on this machine, none compiled or run: what only the GPU's sizes or platform would
+reach fails here, and each row gives its largest array and the FLOPs per image.
 Launching it on the H200: bench/README.md.
 """
 import argparse
@@ -52,6 +55,7 @@ COLUMNS = (("section", "section", "{}"), ("name", "row", "{}"), ("dtype", "dtype
 def plan_from(args) -> device_sections.Plan:
     base = device_sections.DRY if args.dry_run else device_sections.GPU
     return device_sections.Plan(**base, peak_tflops=args.peak_tflops,
+                                lower_for="cuda" if args.preflight else None,
                                 reference=args.reference, torch_python=args.torch_python,
                                 folder=args.folder or (None if args.dry_run else
                                                        str(device_sections.DEVICE_FOLDER)))
@@ -82,10 +86,11 @@ def run_worker(name: str, args, timeout: float) -> tuple:
     cmd = [sys.executable, "-m", "bench.device_suite", "--worker", name, "--rows", str(rows_file),
            "--peak_tflops", str(args.peak_tflops), "--torch_python", args.torch_python]
     cmd += ["--dry_run"] if args.dry_run else []
+    cmd += ["--preflight"] if args.preflight else []
     cmd += ["--reference", args.reference] if args.reference else []
     cmd += ["--folder", args.folder] if args.folder else []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if args.dry_run:  # tiny programs: compile them fast, their speed does not matter
+    if args.dry_run or args.preflight:  # compile fast what runs here: its speed does not matter
         env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {DRY_XLA_FLAGS}".strip()
     start = time.perf_counter()
     with open(log_file, "w") as log:
@@ -221,6 +226,18 @@ def targets(rows, peak) -> list:
             check("training MFU >= 35%", best, "mfu", 0.35, "{:.1%}")]
 
 
+def asks(flops, peak) -> list:
+    """The targets as rates, from FLOPs per image (a preflight's, before any timing)."""
+    per_image = {f["section"]: f["per_image"] for f in flops if f.get("per_image")}
+    out = []
+    if "chain" in per_image:
+        out.append(f"chain bf16 at 40% of {peak:g} TFLOP/s: "
+                   f"{per_image['chain'] / (0.40 * peak * 1e12) * 1e3:.2f} ms per image")
+    if "train" in per_image:
+        out.append(f"training at 35% MFU: {0.35 * peak * 1e12 / per_image['train']:.0f} images/s")
+    return out or ["no FLOPs counted"]
+
+
 def report(rows, meta, flops, args, elapsed) -> tuple:
     """(markdown, json-able dict) of the run."""
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -228,10 +245,11 @@ def report(rows, meta, flops, args, elapsed) -> tuple:
                f"x{meta.get('devices', '?')}, jax {meta.get('jax', '?')}"
                + (f", torch {meta['torch']} on {meta.get('torch_device')}" if "torch" in meta else ""))
     extra = {"ratios": ratios(rows), "targets": targets(rows, args.peak_tflops)}
-    md = [f"# device suite{' (dry run)' if args.dry_run else ''}, {when}", "",
-          f"{machine}; {elapsed:.0f} s in all. MFU: XLA-counted FLOPs / {args.peak_tflops:g} "
-          "TFLOP/s (the bf16 dense peak; float32 rows, at JAX's default matmul precision, against "
-          "the same peak).", "",
+    kind = " (dry run)" if args.dry_run else " (preflight: lowered for cuda)" if args.preflight else ""
+    rates = ("Nothing compiled or run: per row, the largest array the program holds." if args.preflight
+             else f"MFU: XLA-counted FLOPs / {args.peak_tflops:g} TFLOP/s (the bf16 dense peak; "
+             "float32 rows, at JAX's default matmul precision, against the same peak).")
+    md = [f"# device suite{kind}, {when}", "", f"{machine}; {elapsed:.0f} s in all. {rates}", "",
           "FLOPs per image: " + ("; ".join(
               f"{f['section']} {f['per_image'] / 1e12:.4g} TFLOP ({f['how']})" if f["per_image"]
               else f"{f['section']} none ({f['how']}: no XLA cost analysis)" for f in flops)
@@ -240,13 +258,18 @@ def report(rows, meta, flops, args, elapsed) -> tuple:
     md += [f"| {r['what']} | {r['value']} |" for r in extra["ratios"]] or ["| (no reference rows) | - |"]
     md += ["", "| target | value | status |", "|---|---|---|"]
     md += [f"| {t['what']} | {t['value']} | {t['status']} |" for t in extra["targets"]]
+    if args.preflight:
+        extra["asks"] = asks(flops, args.peak_tflops)
+        md = md[:md.index("| ratio | value |")] + ["What the targets ask at these FLOPs:", ""] + [
+            f"- {a}" for a in extra["asks"]]
     data = dict(date=when, machine=machine, meta=meta, dry_run=args.dry_run,
+                preflight=args.preflight,
                 peak_tflops=args.peak_tflops, seconds=elapsed, flops=flops, rows=rows, **extra)
     return "\n".join(md) + "\n", data
 
 
 def budgets(args) -> dict:
-    table = {k: (DRY_BUDGET if args.dry_run else v) for k, v in BUDGETS.items()}
+    table = {k: (DRY_BUDGET if args.dry_run or args.preflight else v) for k, v in BUDGETS.items()}
     for item in filter(None, (args.budgets or "").split(",")):
         name, _, seconds = item.partition("=")
         if name not in table or not seconds:
@@ -260,13 +283,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry_run", action="store_true", help="tiny sizes, any machine")
+    parser.add_argument("--preflight", action="store_true",
+                        help="the GPU sizes' programs lowered for cuda here; none run")
     parser.add_argument("--out", help="output folder (default: $OUT, else ./device_out)")
     parser.add_argument("--reference", help="a checkout of zsyOAOA/ResShift to time as well")
     parser.add_argument("--torch_python", default=sys.executable,
                         help="a Python with torch for the reference (default: this one)")
     parser.add_argument("--folder", help="the folder section's PNG crops (default: "
                         "device_data/folder, from bench/device_prep.sh; a dry run makes its own)")
-    parser.add_argument("--sections", default=",".join(device_sections.SECTIONS))
+    parser.add_argument("--sections", help="comma-separated (default: all; a preflight's: "
+                        + ",".join(device_sections.LOWERED) + ")")
     parser.add_argument("--budgets", help="per-section seconds, e.g. chain=200,tile=60")
     parser.add_argument("--budget_s", type=float,
                         help="the whole run's seconds (default: the sections' budgets summed, "
@@ -279,7 +305,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
-    sections = args.sections.split(",")
+    if args.dry_run and args.preflight:
+        parser.error("--dry_run or --preflight, not both")
+    sections = (args.sections or ",".join(device_sections.LOWERED if args.preflight
+                                          else device_sections.SECTIONS)).split(",")
     unknown = sorted(set(sections) - set(device_sections.SECTIONS))
     if unknown:
         parser.error(f"unknown sections {unknown}; known: {list(device_sections.SECTIONS)}")

@@ -1,27 +1,17 @@
 """Memory-bounded full attention: block plans, exactness, per-platform lowering, 2048^2 memory."""
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import export
 
+from bench.common import largest_array_bytes
 from configs.common import VQ_F4
 from resshift_jax.convert.loading import build_model
 from resshift_jax.models.attention import (ACCELERATOR_BUDGET, CPU_BUDGET, Plan, _attend,
                                            attention, blocked_attention, plan)
 
 GiB = 1 << 30
-
-
-def largest_tensor_bytes(mlir: str) -> int:
-    """Bytes of the largest tensor type in a StableHLO module's text."""
-    sizes = {"f32": 4, "bf16": 2, "i32": 4, "f16": 2, "i64": 8, "i1": 1}
-    best = 0
-    for dims, kind in re.findall(r"tensor<((?:\d+x)+)(\w+)>", mlir):
-        best = max(best, int(np.prod([int(d) for d in dims[:-1].split("x")])) * sizes.get(kind, 4))
-    return best
 
 
 def test_plans():
@@ -87,7 +77,7 @@ def test_2048_tile_attention_is_memory_bounded():
     s = jax.ShapeDtypeStruct((1, 262144, 512), jnp.float32)
     fn = jax.jit(lambda q, k, v: attention(q, k, v, jnp.float32))
     cuda = export.export(fn, platforms=["cuda"])(s, s, s).mlir_module()
-    assert largest_tensor_bytes(cuda) <= ACCELERATOR_BUDGET
+    assert largest_array_bytes(cuda) <= ACCELERATOR_BUDGET
     forced = jax.jit(lambda q, k, v: attention(q, k, v, jnp.float32, ACCELERATOR_BUDGET))
     memory = forced.lower(s, s, s).compile().memory_analysis()
     assert memory.temp_size_in_bytes < 4 * GiB  # ~2 GiB: one block's scores and weights
@@ -97,7 +87,7 @@ def test_vq_f4_2048_tile_encode_decode_memory():
     """The released f4 autoencoder on a 2048 x 2048 tile, the accelerators' attention plan,
     compiled (not run) on CPU: temporaries stay within 8 GiB (encode) and 16 GiB (decode,
     whose 2048 x 2048 x 256 float32 activations alone are 4 GiB each)."""
-    vq = build_model("vq", VQ_F4).clone(attn_budget=ACCELERATOR_BUDGET)
+    vq = build_model("vq", VQ_F4).clone(block_budget=ACCELERATOR_BUDGET)
     params = jax.eval_shape(vq.init, jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
     image = jax.ShapeDtypeStruct((1, 2048, 2048, 3), jnp.float32)
     latent = jax.ShapeDtypeStruct((1, 512, 512, 3), jnp.float32)
@@ -110,3 +100,4 @@ def test_vq_f4_2048_tile_encode_decode_memory():
     cuda = export.export(jax.jit(lambda p, z: default.apply({"params": p}, z, method="decode")),
                          platforms=["cuda"])(params, latent).mlir_module()
     assert "262144x262144" not in cuda and "x1024x262144xf32>" in cuda
+    assert "262144x8192xf32>" not in cuda and "32768x8192xf32>" in cuda  # quantizer blocks

@@ -124,3 +124,25 @@ def test_flops_count_the_accelerator_program_without_compiling_it():
     assert how == "lowered for cuda, counted on the CPU client" and cpu_how == "lowered"
     assert cuda1 >= 4 * 1024 * 1024 * 64 and cuda8 == pytest.approx(8 * cuda1, rel=1e-3)
     assert cpu8 < cuda8 / 2
+
+
+def test_preflight_lowers_the_gpu_programs_for_cuda(tmp_path):
+    """The GPU run's own programs (v3 sizes, batch 64, LPIPS-VGG training) lower for CUDA on
+    a CPU. Their largest arrays are activations (a 2048 x 2048 x 256 float32 one is 4 GiB),
+    not attention scores (275 GB whole) nor quantizer distances (8 GiB whole); the FLOPs
+    counted are the released sizes' (a v3 chain image is over a TFLOP; the dry run's 0.006)."""
+    data, stdout = _suite(tmp_path, "--preflight", "--jobs", "2")
+    rows = _by_section(data)
+    assert set(rows) == {"chain", "tile", "train", "onestep"} and data["preflight"]
+    assert len(rows["chain"]) == 6 and len(rows["train"]) == 2, rows
+    assert all(r["status"] == "lowered for cuda" for r in data["rows"]), data["rows"]
+    assert [r["batch"] for r in rows["train"]] == [16, 64]
+    assert all("LPIPS-vgg" in r["note"] for r in rows["train"])
+    for row in data["rows"]:
+        gib = float(row["note"].split("largest array ")[1].split(" GiB")[0])
+        assert 0 < gib <= 4.1, row
+    per_image = {f["section"]: f["per_image"] for f in data["flops"]}
+    assert per_image["chain"] > 1e12 and per_image["train"] > per_image["chain"], per_image
+    assert all("lowered for cuda" in f["how"] for f in data["flops"]), data["flops"]
+    assert len(data["asks"]) == 2 and "ms per image" in data["asks"][0]
+    assert "| target |" not in stdout and "What the targets ask" in stdout

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from resshift_jax.models.layers import conv
+from resshift_jax.models.quantize import nearest_codes
 from resshift_jax.models.vq_layers import Decoder, Encoder
 
 Dtype = Any
@@ -54,15 +55,16 @@ class VQModel(nn.Module):
     """`VQModelTorch(ddconfig, n_embed, embed_dim, remap, sane_index_shape)`, NHWC.
 
     `sane_index_shape` is accepted for config compatibility: indices are always (B, h, w).
-    `attn_budget` bounds the mid-level attention's score blocks (models/attention.py;
-    None: the compiling platform's budget).
+    `block_budget` bounds, in bytes of float32, the blocks of the mid-level attention's
+    scores (models/attention.py) and of the quantizer's distances (models/quantize.py);
+    None: the compiling platform's budget.
     """
     ddconfig: dict
     n_embed: int
     embed_dim: int
     remap: Optional[str] = None
     sane_index_shape: bool = False
-    attn_budget: Optional[int] = None
+    block_budget: Optional[int] = None
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
@@ -73,7 +75,7 @@ class VQModel(nn.Module):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         common = dict(ch=dd["ch"], ch_mult=tuple(dd["ch_mult"]), num_res_blocks=dd["num_res_blocks"],
                       attn_resolutions=tuple(dd["attn_resolutions"]), resolution=dd["resolution"],
-                      padding_mode=dd.get("padding_mode", "zeros"), attn_budget=self.attn_budget)
+                      padding_mode=dd.get("padding_mode", "zeros"), attn_budget=self.block_budget)
         self.encoder = Encoder(**common, z_channels=dd["z_channels"], **kw)
         self.decoder = Decoder(**common, out_ch=dd["out_ch"], **kw)
         f32 = dict(dtype=jnp.float32, param_dtype=self.param_dtype)  # latent-side 1x1 convs
@@ -90,13 +92,7 @@ class VQModel(nn.Module):
         """Nearest codebook entries of `z` (straight-through) and their indices (B, h, w)."""
         z32 = z.astype(jnp.float32)
         codebook = self.quantize_embedding.embedding.astype(jnp.float32)
-        flat = z32.reshape(-1, self.embed_dim)
-        # |z|^2 + |e|^2 - 2 z.e as the reference; full-precision matmul even where the
-        # backend's default is TF32/bf16, since near ties decide the index.
-        cross = jnp.matmul(flat, codebook.T, precision=jax.lax.Precision.HIGHEST)
-        dist = (jnp.sum(flat ** 2, axis=1, keepdims=True) + jnp.sum(codebook ** 2, axis=1)
-                - 2.0 * cross)
-        indices = jnp.argmin(dist, axis=1)
+        indices = nearest_codes(z32.reshape(-1, self.embed_dim), codebook, self.block_budget)
         z_q = codebook[indices].reshape(z32.shape)
         z_q = z32 + jax.lax.stop_gradient(z_q - z32)
         return z_q.astype(z.dtype), indices.reshape(z.shape[:-1]).astype(jnp.int32)
