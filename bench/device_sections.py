@@ -211,9 +211,15 @@ def tile(plan: Plan, emit):
                 note="" if plan.lower_for else "completes", lower_for=plan.lower_for)
 
 
+def out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, MemoryError) or "RESOURCE_EXHAUSTED" in str(err)
+
+
 def train(plan: Plan, emit):
     """The journal recipe's training step in bfloat16 at each per-device batch; FLOPs from
-    the first (its attention unblocked up to 16 per device on a GPU: no loop)."""
+    the first measured (its attention unblocked up to 16 per device on a GPU: no loop). A
+    batch the device cannot hold leaves an "out of memory" row, and half of it is tried
+    next, while that is above every batch measured."""
     import jax
     import jax.numpy as jnp
     from bench.train_bench import step_time, train_parts, train_program
@@ -222,14 +228,27 @@ def train(plan: Plan, emit):
     devices = jax.device_count()
     iters = max(2, plan.iters - 2)
     loss = f"MSE + LPIPS-{plan.lpips_net}" if plan.lpips_net else "MSE only"
-    for i, per_device in enumerate(plan.train_batches):
-        batch = per_device * devices
-        step, *args = train_program(config, parts, batch)
-        flops = measure(emit, "train", f"step x{per_device}/device", step, args,
-                        dtype="bfloat16", batch=batch, iters=iters, note=loss,
-                        run=lambda compiled, args=args: step_time(compiled, *args, iters),
-                        lower_for=plan.lower_for)
-        if i == 0:
+    pending, largest, counted = list(plan.train_batches), 0, False
+    while pending:
+        per_device = pending.pop(0)
+        batch, name = per_device * devices, f"step x{per_device}/device"
+        try:
+            step, *args = train_program(config, parts, batch)
+            flops = measure(emit, "train", name, step, args, dtype="bfloat16", batch=batch,
+                            iters=iters, note=loss, lower_for=plan.lower_for,
+                            run=lambda compiled, args=args: step_time(compiled, *args, iters))
+        except Exception as err:  # noqa: BLE001  (anything else is the section's error)
+            if not out_of_memory(err):
+                raise
+            step = args = None  # the failed batch's state and arrays go before the next
+            emit(dict(section="train", name=name, dtype="bfloat16", batch=batch,
+                      status="out of memory", note=f"{loss}; {str(err).splitlines()[0][:200]}"))
+            if per_device // 2 > largest and per_device // 2 not in pending:
+                pending.insert(0, per_device // 2)
+            continue
+        largest = max(largest, per_device)
+        if not counted:
+            counted = True
             emit(flops_record("train", flops and flops / batch,
                               f"the batch-{batch} step, {_counted(plan)}; remat included"))
 

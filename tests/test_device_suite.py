@@ -146,3 +146,42 @@ def test_preflight_lowers_the_gpu_programs_for_cuda(tmp_path):
     assert all("lowered for cuda" in f["how"] for f in data["flops"]), data["flops"]
     assert len(data["asks"]) == 2 and "ms per image" in data["asks"][0]
     assert "| target |" not in stdout and "What the targets ask" in stdout
+
+
+def test_train_batch_out_of_memory_leaves_a_row_and_tries_half(monkeypatch):
+    """x64 out of memory -> its row, then x32 (above x16, measured); x32 out of memory too ->
+    no x16 again. Other errors stay the section's."""
+    import dataclasses
+
+    import jax
+
+    from bench import device_sections, train_bench
+    plan = dataclasses.replace(device_sections.Plan(**device_sections.DRY, peak_tflops=1.0),
+                               train_batches=(16, 64))
+    tried, fits, devices = [], {16}, jax.device_count()  # the batches are per device
+
+    def fake_measure(emit, section, name, jitted, args, *, batch, **kwargs):
+        tried.append(batch // devices)
+        if batch // devices not in fits:
+            raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying "
+                                             "to allocate 9 GiB.\\nBFC allocator details")
+        emit(dict(section=section, name=name, batch=batch, status="ok"))
+        return 2.0 * batch
+    monkeypatch.setattr(train_bench, "train_parts", lambda *a: None)
+    monkeypatch.setattr(train_bench, "train_program", lambda config, parts, batch: (None,))
+    monkeypatch.setattr(device_sections, "measure", fake_measure)
+    for fit, expected in (({16}, [16, 64, 32]), ({16, 32}, [16, 64, 32])):
+        fits, tried, rows = fit, [], []
+        device_sections.train(plan, rows.append)
+        assert tried == expected
+        table = [(r["name"], r["status"]) for r in rows if "flops" not in r]
+        assert table == [("step x16/device", "ok"), ("step x64/device", "out of memory"),
+                         ("step x32/device", "ok" if 32 in fit else "out of memory")], rows
+        assert "allocate 9 GiB." in rows[2]["note"] and "\n" not in rows[2]["note"]
+        assert [r["flops"]["per_image"] for r in rows if "flops" in r] == [2.0]  # x16's
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not memory")
+    monkeypatch.setattr(device_sections, "measure", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        device_sections.train(plan, [].append)
