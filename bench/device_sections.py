@@ -47,6 +47,7 @@ class Plan:
     eval_size: int = 256             # the evaluate metrics' images, pixels a side
     eval_batch: int = 32
     lower_for: Optional[str] = None  # preflight: lower every program for this platform only
+    target: Optional[str] = None     # ... and compile it for this GPU description (cross_compile)
 
 
 GPU = dict(dry_run=False, config="realsr_v3", size=64,
@@ -92,14 +93,16 @@ def _gib(n) -> Optional[float]:
 
 
 def measure(emit, section: str, name: str, jitted, args, *, dtype: str, batch: int,
-            iters: int, run=None, note="", lower_for=None):
+            iters: int, run=None, note="", lower_for=None, target=None, donate_argnums=()):
     """Compile `jitted` for `args`, time it, emit its row; returns the compiled program's XLA
     FLOPs. `run(compiled)` overrides the timed call (a donating train step). FLOP rates are
-    the suite's to add (`flops` records). With `lower_for` (a preflight), `lower_only`."""
+    the suite's to add (`flops` records). With `lower_for` (a preflight), `lower_only`;
+    `target` and `donate_argnums` (`jitted`'s own) are its cross-compilation's."""
     import jax
     if lower_for:
         return lower_only(emit, section, name, jitted, args, dtype=dtype, batch=batch,
-                          note=note, platform=lower_for)
+                          note=note, platform=lower_for, target=target,
+                          donate_argnums=donate_argnums)
     start = time.perf_counter()
     compiled = jitted.lower(*args).compile()
     compile_s = time.perf_counter() - start
@@ -115,18 +118,32 @@ def measure(emit, section: str, name: str, jitted, args, *, dtype: str, batch: i
 
 
 def lower_only(emit, section: str, name: str, jitted, args, *, dtype: str, batch: int,
-               note: str, platform: str):
-    """Lower `jitted` for `platform` without compiling or running it (a preflight on a
-    machine without that platform); emit its row (the largest array it holds) and return
-    its FLOPs, XLA's count of that platform's program on the CPU client."""
+               note: str, platform: str, target=None, donate_argnums=()):
+    """Lower `jitted` for `platform` without running it (a preflight on a machine without
+    that platform), and with a `target` GPU description compile it for that GPU
+    (bench/cross_compile.py); emit its row (the largest array it holds; compiled, the bytes
+    the GPU would hold and whether they fit) and return its FLOPs, XLA's count of that
+    platform's program on the CPU client."""
     start = time.perf_counter()
-    lowered = jitted.trace(*args).lower(lowering_platforms=(platform,))
+    if target is None:
+        lowered = jitted.trace(*args).lower(lowering_platforms=(platform,))
+        status, memory = f"lowered for {platform}", []
+    else:
+        from bench import cross_compile
+        target = pathlib.Path(target)
+        device = cross_compile.target_device(target)
+        lowered, compiled = cross_compile.compile_for(jitted, args, device, donate_argnums)
+        needs = program_bytes(compiled)
+        fits, available = cross_compile.fits(needs, target)
+        status = f"compiled for {device.device_kind}" if fits else "would not fit"
+        memory = [f"{_gib(needs):.3g} of {available:.3g} GiB"]
     seconds = time.perf_counter() - start
     largest = largest_array_bytes(lowered.as_text())
-    emit(dict(section=section, name=name, dtype=dtype, batch=batch,
-              status=f"lowered for {platform}",
-              note="; ".join(filter(None, [note, f"largest array {_gib(largest):.3g} GiB",
-                                           f"lowered in {seconds:.1f} s"]))))
+    emit(dict(section=section, name=name, dtype=dtype, batch=batch, status=status,
+              program_gib=None if target is None else _gib(needs),
+              compile_s=None if target is None else seconds,
+              note="; ".join(filter(None, [note, *memory, f"largest array {_gib(largest):.3g} GiB",
+                                           None if target else f"lowered in {seconds:.1f} s"]))))
     return cpu_client_flops(lowered)
 
 
@@ -135,11 +152,15 @@ def flops_record(section: str, per_image, how: str) -> dict:
     return {"flops": {"section": section, "per_image": per_image, "how": how}}
 
 
-def meta() -> dict:
+def meta(plan: Plan) -> dict:
     import jax
     dev = jax.devices()[0]
+    target = {}
+    if plan.target:
+        from bench.cross_compile import target_device
+        target = {"target": target_device(pathlib.Path(plan.target)).device_kind}
     return {"jax": jax.__version__, "backend": dev.platform, "device": dev.device_kind,
-            "devices": jax.device_count()}
+            "devices": jax.device_count(), **target}
 
 
 def parity(plan: Plan, emit):
@@ -189,7 +210,7 @@ def chain(plan: Plan, emit):
     for i, (dtype, batch) in enumerate(plan.chain):
         measure(emit, "chain", f"{plan.size}->{out} x{batch}", make_restore_fn(restorers[dtype]),
                 chain_args(params, batch, plan.size), dtype=dtype, batch=batch, iters=plan.iters,
-                lower_for=plan.lower_for)
+                lower_for=plan.lower_for, target=plan.target)
         if i == 0:
             emit(_chain_flops(restorers[dtype], params, plan.size, plan.lower_for))
 
@@ -208,7 +229,8 @@ def tile(plan: Plan, emit):
         out = plan.tile_lq * restorer.sf
         measure(emit, "tile", f"{plan.tile_lq}->{out} tile", make_restore_fn(restorer),
                 chain_args(params, 1, plan.tile_lq), dtype=dtype, batch=1, iters=1,
-                note="" if plan.lower_for else "completes", lower_for=plan.lower_for)
+                note="" if plan.lower_for else "completes", lower_for=plan.lower_for,
+                target=plan.target)
 
 
 def out_of_memory(err: BaseException) -> bool:
@@ -236,6 +258,7 @@ def train(plan: Plan, emit):
             step, *args = train_program(config, parts, batch)
             flops = measure(emit, "train", name, step, args, dtype="bfloat16", batch=batch,
                             iters=iters, note=loss, lower_for=plan.lower_for,
+                            target=plan.target, donate_argnums=(0,),
                             run=lambda compiled, args=args: step_time(compiled, *args, iters))
         except Exception as err:  # noqa: BLE001  (anything else is the section's error)
             if not out_of_memory(err):
@@ -268,7 +291,8 @@ def onestep(plan: Plan, emit):
     for i, batch in enumerate(plan.onestep_batches):
         flops = measure(emit, "onestep", f"SinSR student x{batch}", make_restore_fn(restorer),
                         chain_args(params, batch, plan.size), dtype="bfloat16", batch=batch,
-                        iters=plan.iters, note="1 UNet call", lower_for=plan.lower_for)
+                        iters=plan.iters, note="1 UNet call", lower_for=plan.lower_for,
+                        target=plan.target)
         if i == 0:
             emit(flops_record("onestep", flops and flops / batch,
                               f"the batch-{batch} program, {_counted(plan)}"))
@@ -364,5 +388,5 @@ def run_section(name: str, plan: Plan, emit: Callable[[dict], None]) -> None:
                   + ", ".join(LOWERED) + " only"))
         return
     if name not in JAX_FREE:
-        emit({"meta": meta()})
+        emit({"meta": meta(plan)})
     SECTIONS[name](plan, emit)

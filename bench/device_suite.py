@@ -19,6 +19,9 @@ sections' output to DIR/device_suite.log; DIR is --out, else $OUT, else ./device
 `--preflight`: the GPU run's own programs (its sizes, its batches, bf16, LPIPS-VGG) lowered
 for CUDA on this machine, none compiled or run: what only the GPU's sizes or platform would
 reach fails here, and each row gives its largest array and the FLOPs per image.
+`--cross_compile [TARGET]`: the preflight's programs compiled by XLA's GPU compiler for an
+H200 (or TARGET, a GPU description) without one, none run; each row gives the bytes the
+GPU would hold and whether they fit (bench/cross_compile.py; needs JAX's CUDA plugin).
 Launching it on the H200: bench/README.md.
 """
 import argparse
@@ -36,12 +39,13 @@ import traceback
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from bench import device_sections  # noqa: E402  (jax-free at import)
+from bench import cross_compile, device_sections  # noqa: E402  (jax-free at import)
 
 # seconds per section on the GPU; they sum to the default --budget_s (8 minutes less margin)
 BUDGETS = {"parity": 70, "chain": 115, "tile": 40, "train": 80, "reference": 40,
            "onestep": 30, "folder": 70, "eval": 25}
 DRY_BUDGET = 300  # a loaded 2-core CI machine
+CROSS_BUDGET = 3600  # XLA's GPU compiler on 2 CPU cores: minutes per training step
 DRY_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 PEAK_TFLOPS = 790.0
 COLUMNS = (("section", "section", "{}"), ("name", "row", "{}"), ("dtype", "dtype", "{}"),
@@ -56,6 +60,7 @@ def plan_from(args) -> device_sections.Plan:
     base = device_sections.DRY if args.dry_run else device_sections.GPU
     return device_sections.Plan(**base, peak_tflops=args.peak_tflops,
                                 lower_for="cuda" if args.preflight else None,
+                                target=args.cross_compile,
                                 reference=args.reference, torch_python=args.torch_python,
                                 folder=args.folder or (None if args.dry_run else
                                                        str(device_sections.DEVICE_FOLDER)))
@@ -87,10 +92,11 @@ def run_worker(name: str, args, timeout: float) -> tuple:
            "--peak_tflops", str(args.peak_tflops), "--torch_python", args.torch_python]
     cmd += ["--dry_run"] if args.dry_run else []
     cmd += ["--preflight"] if args.preflight else []
+    cmd += ["--cross_compile", args.cross_compile] if args.cross_compile else []
     cmd += ["--reference", args.reference] if args.reference else []
     cmd += ["--folder", args.folder] if args.folder else []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if args.dry_run or args.preflight:  # compile fast what runs here: its speed does not matter
+    if args.dry_run or args.preflight and not args.cross_compile:  # its speed does not matter
         env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {DRY_XLA_FLAGS}".strip()
     start = time.perf_counter()
     with open(log_file, "w") as log:
@@ -245,10 +251,17 @@ def report(rows, meta, flops, args, elapsed) -> tuple:
                f"x{meta.get('devices', '?')}, jax {meta.get('jax', '?')}"
                + (f", torch {meta['torch']} on {meta.get('torch_device')}" if "torch" in meta else ""))
     extra = {"ratios": ratios(rows), "targets": targets(rows, args.peak_tflops)}
-    kind = " (dry run)" if args.dry_run else " (preflight: lowered for cuda)" if args.preflight else ""
-    rates = ("Nothing compiled or run: per row, the largest array the program holds." if args.preflight
-             else f"MFU: XLA-counted FLOPs / {args.peak_tflops:g} TFLOP/s (the bf16 dense peak; "
-             "float32 rows, at JAX's default matmul precision, against the same peak).")
+    kind = (" (dry run)" if args.dry_run else
+            f" (cross-compiled for {meta.get('target', 'the GPU')} on this machine)"
+            if args.cross_compile else " (preflight: lowered for cuda)" if args.preflight else "")
+    rates = ("Compiled for the GPU, not run: per row, the bytes it would hold (`program GiB`: "
+             "arguments + outputs + temporaries, by XLA's GPU buffer assignment, before "
+             "autotuning) against the share of its memory the GPU run gives JAX, and the "
+             "compile seconds on this machine's CPU." if args.cross_compile
+             else "Nothing compiled or run: per row, the largest array the program holds."
+             if args.preflight else f"MFU: XLA-counted FLOPs / {args.peak_tflops:g} TFLOP/s (the "
+             "bf16 dense peak; float32 rows, at JAX's default matmul precision, against the same "
+             "peak).")
     md = [f"# device suite{kind}, {when}", "", f"{machine}; {elapsed:.0f} s in all. {rates}", "",
           "FLOPs per image: " + ("; ".join(
               f"{f['section']} {f['per_image'] / 1e12:.4g} TFLOP ({f['how']})" if f["per_image"]
@@ -263,13 +276,15 @@ def report(rows, meta, flops, args, elapsed) -> tuple:
         md = md[:md.index("| ratio | value |")] + ["What the targets ask at these FLOPs:", ""] + [
             f"- {a}" for a in extra["asks"]]
     data = dict(date=when, machine=machine, meta=meta, dry_run=args.dry_run,
-                preflight=args.preflight,
+                preflight=args.preflight, cross_compile=args.cross_compile,
                 peak_tflops=args.peak_tflops, seconds=elapsed, flops=flops, rows=rows, **extra)
     return "\n".join(md) + "\n", data
 
 
 def budgets(args) -> dict:
-    table = {k: (DRY_BUDGET if args.dry_run or args.preflight else v) for k, v in BUDGETS.items()}
+    mode = CROSS_BUDGET if args.cross_compile else DRY_BUDGET if args.dry_run or args.preflight \
+        else None
+    table = {k: mode or v for k, v in BUDGETS.items()}
     for item in filter(None, (args.budgets or "").split(",")):
         name, _, seconds = item.partition("=")
         if name not in table or not seconds:
@@ -285,6 +300,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dry_run", action="store_true", help="tiny sizes, any machine")
     parser.add_argument("--preflight", action="store_true",
                         help="the GPU sizes' programs lowered for cuda here; none run")
+    parser.add_argument("--cross_compile", nargs="?", const=str(cross_compile.H200_TARGET),
+                        metavar="TARGET", help="the preflight's programs compiled for the GPU "
+                        "TARGET describes (default: the H200) without one; none run")
     parser.add_argument("--out", help="output folder (default: $OUT, else ./device_out)")
     parser.add_argument("--reference", help="a checkout of zsyOAOA/ResShift to time as well")
     parser.add_argument("--torch_python", default=sys.executable,
@@ -305,8 +323,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.cross_compile:
+        args.preflight = True
+        args.cross_compile = str(pathlib.Path(args.cross_compile).resolve())
     if args.dry_run and args.preflight:
-        parser.error("--dry_run or --preflight, not both")
+        parser.error("--dry_run or --preflight (--cross_compile), not both")
     sections = (args.sections or ",".join(device_sections.LOWERED if args.preflight
                                           else device_sections.SECTIONS)).split(",")
     unknown = sorted(set(sections) - set(device_sections.SECTIONS))
