@@ -52,17 +52,24 @@ def state_shardings(abstract_state, mesh: Mesh, *, fsdp: bool = False,
 
 
 def check_batch(batch: int, microbatch: int, mesh: Mesh) -> int:
-    """Number of microbatches; raises BatchError unless everything divides evenly."""
+    """Number of microbatches: each device accumulates its share of the global `batch` in
+    slices of `microbatch` examples (per device, as the reference's per-GPU microbatch; one
+    slice when its share is no larger). Raises BatchError unless everything divides evenly."""
     devices = mesh.devices.size
+    if microbatch < 1:
+        raise BatchError(f"train.microbatch={microbatch}: must be at least 1")
     if batch % devices:
         raise BatchError(f"train.batch={batch} does not split over {devices} devices; use a "
                          f"multiple of {devices}")
-    if batch % microbatch or microbatch % devices:
-        raise BatchError(f"train.microbatch={microbatch} must divide train.batch={batch} and be "
-                         f"a multiple of the {devices} devices")
     if batch % jax.process_count():
         raise BatchError(f"train.batch={batch} does not split over {jax.process_count()} hosts")
-    return batch // microbatch
+    share = batch // devices
+    if microbatch < share and share % microbatch:
+        fits = [m for m in range(1, share + 1) if share % m == 0 and m <= microbatch]
+        raise BatchError(f"train.microbatch={microbatch} (examples per device at once) must "
+                         f"divide the {share} each of the {devices} devices takes of "
+                         f"train.batch={batch}; e.g. {fits[-1]}")
+    return share // min(microbatch, share)
 
 
 def global_batch(local: dict, mesh: Mesh) -> dict:

@@ -7,7 +7,7 @@ from jax.sharding import PartitionSpec as P
 
 from resshift_jax import sharding
 from resshift_jax.train.loop import train_and_evaluate
-from tests.test_train import FROZEN, ToyData, toy_config
+from tests.test_train import FROZEN, ToyData, example_noise, toy_config
 
 _rng = np.random.default_rng(0)
 INIT = {"w1": 0.5 * _rng.normal(size=(4, 64)).astype(np.float32), "b1": np.zeros(64, np.float32),
@@ -16,10 +16,10 @@ INIT = {"w1": 0.5 * _rng.normal(size=(4, 64)).astype(np.float32), "b1": np.zeros
 SPECS = {"w1": P(None, "data"), "b1": P(), "w2": P("data", None), "b2": P()}
 
 
-def mlp_loss(params, batch, rng, frozen):
+def mlp_loss(params, batch, keys, frozen):
     hidden = jnp.tanh(batch["x"] @ params["w1"] + params["b1"])
     pred = hidden @ params["w2"] + params["b2"] + frozen["offset"]
-    mse = jnp.mean((pred - batch["y"] + 1e-3 * jax.random.normal(rng, batch["y"].shape)) ** 2)
+    mse = jnp.mean((pred - batch["y"] + 1e-3 * example_noise(keys, batch["y"])) ** 2)
     return mse, {"mse": mse}
 
 

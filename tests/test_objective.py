@@ -42,7 +42,8 @@ def test_tiny_resshift_mse_plus_lpips_loss_falls():
     optimizer = optax.adam(2e-3)
     step = jax.jit(make_train_step(loss_fn, optimizer, ema_rate=0.9))
     state = create_state(params, optimizer, 0)
-    probe = jax.jit(lambda p, b, f: loss_fn(p, b, jax.random.key(7), f))
+    keys = jax.random.split(jax.random.key(7), len(batch["hq"]))  # one per example
+    probe = jax.jit(lambda p, b, f: loss_fn(p, b, keys, f))
     first, first_metrics = probe(state.params, batch, frozen)
     for _ in range(STEPS):
         state, metrics = step(state, batch, frozen)

@@ -46,8 +46,13 @@ class ToyData:
         self.index = int(state["index"])
 
 
-def toy_loss(params, batch, rng, frozen):
-    noise = 1e-3 * jax.random.normal(rng, batch["y"].shape)
+def example_noise(keys, like):
+    """Standard normal noise shaped like `like`, each row from its example's key."""
+    return jax.vmap(lambda k: jax.random.normal(k, like.shape[1:]))(keys)
+
+
+def toy_loss(params, batch, keys, frozen):
+    noise = 1e-3 * example_noise(keys, batch["y"])
     pred = batch["x"] @ params["w"] + params["b"] + frozen["offset"]
     mse = jnp.mean((pred - batch["y"] + noise) ** 2)
     return mse, {"mse": mse}
@@ -76,15 +81,17 @@ def run(tmp_path, config, data=None, mesh=None, **kw):
 
 def test_loss_falls(tmp_path):
     state, _ = run(tmp_path, toy_config())
-    first = toy_loss(INIT, next(ToyData()), jax.random.key(0), FROZEN)[0]
-    last = toy_loss(state.params, next(ToyData()), jax.random.key(0), FROZEN)[0]
+    keys = jax.random.split(jax.random.key(0), 16)
+    first = toy_loss(INIT, next(ToyData()), keys, FROZEN)[0]
+    last = toy_loss(state.params, next(ToyData()), keys, FROZEN)[0]
     assert float(last) < 0.05 * float(first)
     assert int(state.step) == 50
 
 
 def test_eight_devices_match_one(tmp_path):
+    """Microbatches of 4 per device: 4 slices on one device, one (its 2 rows) on eight."""
     assert jax.device_count() == 8
-    config = toy_config(iterations=3, save_freq=100)
+    config = toy_config(iterations=3, save_freq=100, microbatch=4)
     eight, _ = run(tmp_path / "8", config)
     one, _ = run(tmp_path / "1", config, mesh=sharding.make_mesh(jax.devices()[:1]))
     for a, b in zip(jax.tree.leaves((eight.params, eight.ema_params)),
@@ -144,27 +151,50 @@ def test_host_reads_metrics_after_next_step_is_dispatched(tmp_path, monkeypatch)
             time.sleep(0.01)
         overlapped.append(len(taken) >= int(index) + 2)
 
-    def loss(params, batch, rng, frozen):
+    def loss(params, batch, keys, frozen):
         last = batch["i"][0] == 3  # the last step has no next one to wait for
         jax.lax.cond(last, lambda i: None,
                      lambda i: jax.debug.callback(wait_for_next_batch, i), batch["i"][0])
-        return toy_loss(params, batch, rng, frozen)
+        return toy_loss(params, batch, keys, frozen)
     train_and_evaluate(toy_config(iterations=4, save_freq=100), tmp_path, init_params=INIT,
                        loss_fn=loss, data_iterator=IndexedData(), frozen=FROZEN)
     assert overlapped == [True, True, True]
 
 
-def test_microbatches_equal_full_batch_gradient():
+def test_microbatches_train_the_same_step():
+    """Each example's noise comes from its row's key, not its microbatch's: 1, 2 or 4
+    microbatches of the noisy toy loss give the same step, to float rounding (so does any
+    device count, whose share sets the microbatches)."""
     optimizer = make_optimizer(toy_config().train)
     state = create_state(INIT, optimizer, 0)
     batch = next(ToyData(16))
+    (full, full_metrics), *splits = [make_train_step(toy_loss, optimizer, microbatches=m)(
+        state, batch, FROZEN) for m in (1, 2, 4)]
+    for split, metrics in splits:
+        np.testing.assert_allclose(metrics["mse"], full_metrics["mse"], rtol=1e-6)
+        for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(split.params)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
-    def deterministic(p, b, rng, frozen):
-        return jnp.mean((b["x"] @ p["w"] + p["b"] - b["y"]) ** 2), {}
-    full, _ = make_train_step(deterministic, optimizer, microbatches=1)(state, batch, FROZEN)
-    split, _ = make_train_step(deterministic, optimizer, microbatches=4)(state, batch, FROZEN)
-    for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(split.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+def test_microbatch_is_per_device_as_the_references():
+    """The released recipes' (batch, microbatch), e.g. v3's (96, 12), run on 1 to 32
+    devices: one slice of 12 per device on 8, as the reference on 8 GPUs; 8 on one."""
+    from configs import faceir, realsr_v1, realsr_v3
+    devices = jax.devices()
+
+    def slices(batch, microbatch, n):
+        return sharding.check_batch(batch, microbatch, sharding.make_mesh(devices[:n]))
+    assert [slices(96, 12, n) for n in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    assert slices(16, 8, 8) == 1 and slices(4, 2, 1) == 2
+    for config in (realsr_v3, realsr_v1, faceir):
+        t = config.get_config().train
+        assert [slices(t.batch, t.microbatch, n) for n in (1, 8)] == [
+            t.batch // t.microbatch, 1], config.__name__
+    with pytest.raises(sharding.BatchError, match=r"must divide the 12 each of the 8 devices "
+                                                  r"takes of train.batch=96; e.g. 4"):
+        slices(96, 5, 8)
+    with pytest.raises(sharding.BatchError, match="at least 1"):
+        slices(96, 0, 8)
 
 
 def test_nonfinite_steps_skipped_then_run_stops(tmp_path):

@@ -63,15 +63,15 @@ def distill_terms(restorer: Restorer, student_params, teacher_params, z_start, z
 
 
 def make_distill_loss(restorer: Restorer, *, learn_xT: bool = True, finetune_use_gt: float = 1.0):
-    """loss_fn(student_params, batch, rng, frozen) -> (loss, metrics) for the train step.
+    """loss_fn(student_params, batch, keys, frozen) -> (loss, metrics) for the train step.
 
-    `frozen` holds `teacher` (UNet params) and `vq` (absent in pixel space); the prior noise
-    is drawn from `rng`.
+    `frozen` holds `teacher` (UNet params) and `vq` (absent in pixel space); each example's
+    prior noise is drawn from its own key in `keys`.
     """
-    def loss_fn(student_params, batch, rng, frozen):
+    def loss_fn(student_params, batch, keys, frozen):
         hq, lq, mask = batch["hq"], batch["lq"], batch.get("mask")
         z_start, z_y = latent_pair(restorer, frozen.get("vq"), hq, lq)
-        noise = jax.random.normal(rng, z_y.shape, jnp.float32)
+        noise = jax.vmap(lambda k: jax.random.normal(k, z_y.shape[1:], jnp.float32))(keys)
         terms = distill_terms(restorer, student_params, frozen["teacher"], z_start, z_y, lq, noise,
                               mask, learn_xT=learn_xT, finetune_use_gt=finetune_use_gt)
         metrics = {k: jnp.mean(terms[k]) for k in ("mse", "mse_xT", "mse_gt") if k in terms}

@@ -87,7 +87,7 @@ def lpips_module(config, dtype=jnp.float32):
 
 
 def make_experiment_loss(config, restorer: Restorer, dtype=jnp.float32):
-    """The step's loss_fn(params, batch, rng, frozen) with the config's coefficients."""
+    """The step's loss_fn(params, batch, keys, frozen) with the config's coefficients."""
     return make_loss_fn(restorer, mse_coef=float(config.train.loss_coef.get("mse", 1.0)),
                         lpips_coef=float(config.train.loss_coef.get("lpips", 0.0)),
                         lpips_module=lpips_module(config, dtype))

@@ -44,15 +44,21 @@ def _all_hosts(data_state: dict, mesh, sum_rows: Callable) -> dict:
     return {**data_state, "skipped": sum_rows(local)}
 
 
-def _init_or_restore(config, init_params, optimizer, mesh, checkpointer):
-    """(state sharded as `train.fsdp` asks, data state or None): the latest checkpoint's,
-    else a fresh state created directly into its shardings."""
-    tc = config.train
+def state_layout(tc, init_params, optimizer, mesh):
+    """(init_params -> fresh state, its abstract state, its shardings as `train.fsdp` asks);
+    `init_params` may be abstract."""
     init = functools.partial(create_state, optimizer=optimizer, seed=int(tc.seed))
     abstract = jax.eval_shape(init, init_params)
     shardings = sharding.state_shardings(
         abstract, mesh, fsdp=bool(tc.get("fsdp", False)),
         min_size=int(tc.get("fsdp_min_size", sharding.FSDP_MIN_SIZE)))
+    return init, abstract, shardings
+
+
+def _init_or_restore(config, init_params, optimizer, mesh, checkpointer):
+    """(state sharded as `train.fsdp` asks, data state or None): the latest checkpoint's,
+    else a fresh state created directly into its shardings."""
+    init, abstract, shardings = state_layout(config.train, init_params, optimizer, mesh)
     restored = checkpointer.restore_latest(jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings))
     if restored is not None:
@@ -64,10 +70,20 @@ def _init_or_restore(config, init_params, optimizer, mesh, checkpointer):
     return (jax.jit(init, out_shardings=shardings)(params), None), shardings
 
 
+def jit_train_step(tc, loss_fn: Callable, optimizer, mesh, state_shardings, microbatches: int):
+    """The step `train_and_evaluate` runs: sharded over `mesh` (the batch over 'data', the
+    state as `state_shardings`, `frozen` replicated), donating its state."""
+    replicated = sharding.replicated(mesh)
+    return jax.jit(make_train_step(loss_fn, optimizer, microbatches=microbatches,
+                                   ema_rate=float(tc.ema_rate)),
+                   in_shardings=(state_shardings, sharding.data_sharding(mesh), replicated),
+                   out_shardings=(state_shardings, replicated), donate_argnums=0)
+
+
 def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_iterator,
                        frozen=None, eval_fn: Optional[Callable] = None, mesh=None,
                        stop: Optional[StopFlag] = None):
-    """Train `init_params` with `loss_fn(params, batch, rng, frozen)`; returns the final state.
+    """Train `init_params` with `loss_fn(params, batch, keys, frozen)`; returns the final state.
 
     Resumes from the latest checkpoint in `workdir/checkpoints` (params, optimizer, EMA,
     RNG and the data iterator's position), so a killed run continues exactly. On return
@@ -85,10 +101,7 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
     if data_state is not None:
         data_iterator.set_state(data_state)
     frozen = jax.device_put(frozen if frozen is not None else {}, replicated)
-    step_fn = jax.jit(make_train_step(loss_fn, optimizer, microbatches=microbatches,
-                                      ema_rate=float(tc.ema_rate)),
-                      in_shardings=(state_shardings, sharding.data_sharding(mesh), replicated),
-                      out_shardings=(state_shardings, replicated), donate_argnums=0)
+    step_fn = jit_train_step(tc, loss_fn, optimizer, mesh, state_shardings, microbatches)
     sum_rows = jax.jit(lambda rows: rows.sum(0), out_shardings=replicated)
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     total, log_freq = int(tc.iterations), int(tc.log_freq)

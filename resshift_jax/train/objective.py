@@ -34,22 +34,25 @@ def diffusion_terms(restorer: Restorer, unet_params, z_start, z_y, lq, t, noise,
 
 def make_loss_fn(restorer: Restorer, *, mse_coef: float = 1.0, lpips_coef: float = 0.0,
                  lpips_module: Optional[nn.Module] = None):
-    """loss_fn(unet_params, batch, rng, frozen) -> (scalar loss, metrics) for the train step.
+    """loss_fn(unet_params, batch, keys, frozen) -> (scalar loss, metrics) for the train step.
 
-    `batch` holds `hq`, `lq` (NHWC, [-1, 1]) and optionally `mask`; t and the latent noise
-    are drawn from `rng`. `frozen` holds the params that are not trained: `vq` (absent in
-    pixel space) and, when `lpips_coef` > 0, `lpips` for `lpips_module(x, y) -> (B,)`.
+    `batch` holds `hq`, `lq` (NHWC, [-1, 1]) and optionally `mask`; each example's t and
+    latent noise are drawn from its own key in `keys`. `frozen` holds the params that are
+    not trained: `vq` (absent in pixel space) and, when `lpips_coef` > 0, `lpips` for
+    `lpips_module(x, y) -> (B,)`.
     """
     if lpips_coef > 0 and lpips_module is None:
         raise ValueError("loss_coef.lpips > 0 needs an LPIPS network")
 
-    def loss_fn(unet_params, batch, rng, frozen):
+    def loss_fn(unet_params, batch, keys, frozen):
         hq, lq, mask = batch["hq"], batch["lq"], batch.get("mask")
         vq_params = frozen.get("vq")
         z_start, z_y = latent_pair(restorer, vq_params, hq, lq)
-        t_key, noise_key = jax.random.split(rng)
-        t = jax.random.randint(t_key, (hq.shape[0],), 0, restorer.schedule.num_timesteps)
-        noise = jax.random.normal(noise_key, z_start.shape, jnp.float32)
+        pairs = jax.vmap(jax.random.split)(keys)  # (B, 2): t's key, the noise's key
+        t_keys, noise_keys = pairs[:, 0], pairs[:, 1]
+        t = jax.vmap(lambda k: jax.random.randint(
+            k, (), 0, restorer.schedule.num_timesteps))(t_keys)
+        noise = jax.vmap(lambda k: jax.random.normal(k, z_start.shape[1:], jnp.float32))(noise_keys)
         terms = diffusion_terms(restorer, unet_params, z_start, z_y, lq, t, noise, mask)
         per_example = mse_coef * terms["mse"]
         metrics = {"mse": jnp.mean(terms["mse"])}

@@ -20,18 +20,21 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
                     microbatches: int = 1, ema_rate: float = 0.999):
     """train_step(state, batch, frozen) -> (state, metrics).
 
-    `loss_fn(params, batch, rng, frozen) -> (loss, aux)`. Gradients are averaged over
-    `microbatches` slices of the batch (lax.scan); a step whose loss or gradients are not
-    finite leaves params, optimizer and EMA untouched and is counted (the counters are also
-    in the metrics, which the loop reads without touching the donated state). `loss_fn`'s
-    key is one per (step, microbatch) and its draws span the global batch, so an example's
-    timestep and noise depend on its row alone, not on the devices or hosts it lands on.
+    `loss_fn(params, batch, keys, frozen) -> (loss, aux)`, `keys` one per example of the
+    microbatch. Gradients are averaged over `microbatches` equal slices of
+    the batch (lax.scan); a step whose loss or gradients are not finite leaves params,
+    optimizer and EMA untouched and is counted (the counters are also in the metrics, which
+    the loop reads without touching the donated state). Each example's key is fixed by the
+    step and its row in the global batch, so its timestep and noise depend on neither the
+    devices or hosts it lands on nor the microbatch it is in: any split of the batch trains
+    the same model, to float rounding.
     """
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
     def train_step(state: TrainState, batch: dict, frozen):
         rng, step_key = jax.random.split(jax.random.wrap_key_data(state.rng))
-        keys = jax.random.split(step_key, microbatches)
+        rows = jax.tree.leaves(batch)[0].shape[0]
+        keys = _split_micro(jax.random.split(step_key, rows), microbatches)
 
         def micro(acc, xs):
             mb, key = xs
