@@ -8,38 +8,40 @@ from jax import export
 from bench.common import largest_array_bytes
 from configs.common import VQ_F4
 from resshift_jax.convert.loading import build_model
-from resshift_jax.models.attention import (ACCELERATOR_BUDGET, CPU_BUDGET, Plan, _attend,
-                                           attention, blocked_attention, plan)
+from resshift_jax.models.attention import (ACCELERATOR_BUDGET, CPU_BUDGET, _attend, attention,
+                                           blocked_attention, plan)
 
 GiB = 1 << 30
 
 
 def test_plans():
-    assert plan(1, 4096, CPU_BUDGET) == Plan(1, 512)  # 8 MiB: 512 rows of 4096
-    assert plan(64, 4096, ACCELERATOR_BUDGET) == Plan(16, 4096)
-    assert plan(17, 4096, ACCELERATOR_BUDGET) == Plan(9, 4096)  # balanced: two blocks
-    assert plan(4, 4096, ACCELERATOR_BUDGET) == Plan(4, 4096)  # one shot
-    assert plan(1, 262144, ACCELERATOR_BUDGET) == Plan(1, 1024)  # the 2048 x 2048 tile
-    assert plan(1, 262144, CPU_BUDGET) == Plan(1, 128)  # never thinner than MIN_ROWS
-    assert plan(1, 4000, 4 * 4000 * 900) == Plan(1, 800)  # 5 blocks of 800, not 4 x 900 + 400
+    """Query rows per block, the batch whole in every block."""
+    assert plan(1, 4096, CPU_BUDGET) == 512  # 8 MiB: 512 rows of 4096
+    assert plan(64, 4096, ACCELERATOR_BUDGET) == 1024  # 64 x 1024 rows of 4096: 1 GiB
+    assert plan(17, 4096, ACCELERATOR_BUDGET) == 2048  # balanced: two blocks
+    assert plan(4, 4096, ACCELERATOR_BUDGET) == 4096  # one shot
+    assert plan(1, 262144, ACCELERATOR_BUDGET) == 1024  # the 2048 x 2048 tile
+    assert plan(1, 262144, CPU_BUDGET) == 128  # never thinner than MIN_ROWS
+    assert plan(64, 4096, CPU_BUDGET) == 128  # MIN_ROWS of each example (128 MiB)
+    assert plan(1, 4000, 4 * 4000 * 900) == 800  # 5 blocks of 800, not 4 x 900 + 400
 
 
-@pytest.mark.parametrize("shape,blocks", [
-    ((5, 64, 8), Plan(2, 64)),  # whole examples, batch padded to 6
-    ((2, 99, 8), Plan(1, 25)),  # query rows, padded to 100
-    ((1, 64, 8), Plan(1, 64)),  # one shot
+@pytest.mark.parametrize("shape,rows", [
+    ((5, 64, 8), 16),  # 4 blocks of every example's rows
+    ((2, 99, 8), 25),  # query rows padded to 100
+    ((1, 64, 8), 64),  # one shot
 ])
-def test_blocked_equals_one_shot(shape, blocks):
+def test_blocked_equals_one_shot(shape, rows):
     q, k, v = (jax.random.normal(jax.random.key(i), shape) for i in range(3))
     one_shot = _attend(q, k, v, jnp.float32)
-    got = blocked_attention(q, k, v, jnp.float32, blocks)
+    got = blocked_attention(q, k, v, jnp.float32, rows)
     assert got.shape == one_shot.shape
     np.testing.assert_allclose(got, one_shot, atol=1e-6, rtol=1e-6)
     weights = jax.random.normal(jax.random.key(9), shape)
 
     def grad_of(f):
         return jax.jit(jax.grad(lambda *qkv: jnp.sum(f(*qkv) * weights), (0, 1, 2)))(q, k, v)
-    grads = [grad_of(lambda q, k, v: blocked_attention(q, k, v, jnp.float32, blocks)),
+    grads = [grad_of(lambda q, k, v: blocked_attention(q, k, v, jnp.float32, rows)),
              grad_of(lambda q, k, v: _attend(q, k, v, jnp.float32))]
     for ours, ref in zip(*grads):
         np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-5)
@@ -51,7 +53,7 @@ def test_bf16_scores_and_softmax_in_float32():
     q, k, v = (jax.random.normal(jax.random.key(i), (1, 256, 64)).astype(jnp.bfloat16) * 3
                for i in range(3))
     f32 = _attend(*(x.astype(jnp.float32) for x in (q, k, v)), jnp.float32)
-    bf16 = blocked_attention(q, k, v, jnp.bfloat16, Plan(1, 128))
+    bf16 = blocked_attention(q, k, v, jnp.bfloat16, 128)
     assert bf16.dtype == jnp.bfloat16
     np.testing.assert_allclose(bf16.astype(jnp.float32), f32, atol=0.1)  # 0.045
 
@@ -60,12 +62,12 @@ def test_each_platform_gets_its_plan_in_one_program():
     s = jax.ShapeDtypeStruct((64, 4096, 512), jnp.float32)
     fn = jax.jit(lambda q, k, v: attention(q, k, v, jnp.float32))
     texts = {p: export.export(fn, platforms=[p])(s, s, s).mlir_module() for p in ("cpu", "cuda")}
-    assert "tensor<1x512x4096xf32>" in texts["cpu"] and "16x4096x4096" not in texts["cpu"]
-    assert "tensor<16x4096x4096xf32>" in texts["cuda"] and "1x512x4096" not in texts["cuda"]
+    assert "tensor<64x128x4096xf32>" in texts["cpu"] and "64x1024x4096" not in texts["cpu"]
+    assert "tensor<64x1024x4096xf32>" in texts["cuda"] and "64x128x4096" not in texts["cuda"]
     both = export.export(fn, platforms=["cpu", "cuda", "tpu"])(s, s, s)
     assert both.platforms == ("cpu", "cuda", "tpu")
-    assert "tensor<1x512x4096xf32>" in both.mlir_module()
-    assert "tensor<16x4096x4096xf32>" in both.mlir_module()
+    assert "tensor<64x128x4096xf32>" in both.mlir_module()
+    assert "tensor<64x1024x4096xf32>" in both.mlir_module()
     # a budget given explicitly is the plan on every platform
     q = jnp.zeros((2, 1024, 8))
     jaxpr = str(jax.make_jaxpr(lambda q: attention(q, q, q, jnp.float32, CPU_BUDGET))(q))

@@ -12,11 +12,12 @@ from resshift_jax.models.quantize import _argmin_distance, block_rows, nearest_c
 
 
 def test_block_rows():
-    assert block_rows(4096, 8192, ACCELERATOR_BUDGET) == 4096  # one block
-    assert block_rows(262144, 8192, ACCELERATOR_BUDGET) == 32768  # 1 GiB: 8 blocks
-    assert block_rows(4096, 8192, CPU_BUDGET) == 256  # 8 MiB
-    assert block_rows(300, 8192, CPU_BUDGET) == 150  # balanced: two blocks of 150, not 256 + 44
-    assert block_rows(4096, 1 << 20, CPU_BUDGET) == 128  # never thinner than MIN_ROWS
+    assert block_rows(1, 4096, 8192, ACCELERATOR_BUDGET) == 4096  # one block
+    assert block_rows(1, 262144, 8192, ACCELERATOR_BUDGET) == 32768  # 1 GiB: 8 blocks
+    assert block_rows(64, 4096, 8192, ACCELERATOR_BUDGET) == 512  # 64 x 512 rows: 1 GiB
+    assert block_rows(1, 4096, 8192, CPU_BUDGET) == 256  # 8 MiB
+    assert block_rows(1, 300, 8192, CPU_BUDGET) == 150  # balanced: two blocks of 150, not 256 + 44
+    assert block_rows(1, 4096, 1 << 20, CPU_BUDGET) == 128  # never thinner than MIN_ROWS
 
 
 def test_blocks_give_the_one_shot_indices_ties_included():
@@ -25,9 +26,11 @@ def test_blocks_give_the_one_shot_indices_ties_included():
     codebook[7] = codebook[3]  # a tie: the first index wins, whatever the block
     flat = np.concatenate([rng.normal(size=(997, 3)), codebook[[3, 7]]]).astype(np.float32)
     one_shot = np.asarray(_argmin_distance(flat, codebook))
-    for budget in (None, 4 * 512 * 128, 4 * 512 * 300, 1 << 30):
-        got = np.asarray(jax.jit(nearest_codes, static_argnums=2)(flat, codebook, budget))
-        np.testing.assert_array_equal(got, one_shot)
+    for batch in (1, 3):  # 999 positions: 1 x 999 or 3 x 333
+        for budget in (None, 4 * 512 * 128, 4 * 512 * 300, 1 << 30):
+            got = jax.jit(nearest_codes, static_argnums=2)(flat.reshape(batch, -1, 3), codebook,
+                                                            budget)
+            np.testing.assert_array_equal(np.asarray(got).reshape(-1), one_shot)
     assert one_shot[-2] == one_shot[-1] == 3
 
 
@@ -48,7 +51,7 @@ def test_blocked_quantize_keeps_the_straight_through_gradient():
 
 
 def test_each_platform_lowers_its_own_plan():
-    flat = jax.ShapeDtypeStruct((262144, 3), jnp.float32)
+    flat = jax.ShapeDtypeStruct((1, 262144, 3), jnp.float32)
     codebook = jax.ShapeDtypeStruct((8192, 3), jnp.float32)
     text = {p: export.export(jax.jit(nearest_codes), platforms=[p])(flat, codebook).mlir_module()
             for p in ("cpu", "cuda")}

@@ -92,7 +92,8 @@ class VQModel(nn.Module):
         """Nearest codebook entries of `z` (straight-through) and their indices (B, h, w)."""
         z32 = z.astype(jnp.float32)
         codebook = self.quantize_embedding.embedding.astype(jnp.float32)
-        indices = nearest_codes(z32.reshape(-1, self.embed_dim), codebook, self.block_budget)
+        indices = nearest_codes(z32.reshape(z32.shape[0], -1, self.embed_dim), codebook,
+                                self.block_budget)
         z_q = codebook[indices].reshape(z32.shape)
         z_q = z32 + jax.lax.stop_gradient(z_q - z32)
         return z_q.astype(z.dtype), indices.reshape(z.shape[:-1]).astype(jnp.int32)
