@@ -24,20 +24,25 @@ def target_memory_bytes(target: pathlib.Path = H200_TARGET) -> int:
     return int(found.group(1))
 
 
-@functools.lru_cache(maxsize=None)
-def target_device(target: pathlib.Path = H200_TARGET):
-    """A compile-only CUDA device as `target` describes it; a one-line error without the
-    CUDA plugin."""
+def target_devices(count: int, target: pathlib.Path = H200_TARGET) -> list:
+    """`count` compile-only CUDA devices of one host as `target` describes them; a one-line
+    error without the CUDA plugin."""
     import jax
     from jax.experimental import topologies
     try:
         topology = topologies.get_topology_desc(
-            platform="cuda", target_config=target.read_text(), topology="1x1x1")
+            platform="cuda", target_config=target.read_text(), topology=f"1x1x{count}")
     except Exception as err:  # noqa: BLE001  (no plugin: jax names no single type for it)
         raise RuntimeError(f"cannot compile for CUDA here ({type(err).__name__}: "
                            f"{str(err).splitlines()[0][:120]}); "
                            + PLUGIN_HINT.replace("JAX_VERSION", jax.__version__)) from None
-    return topology.devices[0]
+    return topology.devices
+
+
+@functools.lru_cache(maxsize=None)
+def target_device(target: pathlib.Path = H200_TARGET):
+    """One compile-only CUDA device as `target` describes it (`target_devices`)."""
+    return target_devices(1, target)[0]
 
 
 def abstract_on(args, device):

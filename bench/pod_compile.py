@@ -47,13 +47,8 @@ class Row:
 def target_devices(name: str) -> tuple:
     """(compile-only devices, memory per device in GiB) of `name`."""
     if name.startswith("h200x"):
-        target = cross_compile.H200_TARGET
-        cross_compile.target_device(target)  # the plugin's one-line error, if it is missing
-        from jax.experimental import topologies
-        count = int(name[len("h200x"):])
-        devices = topologies.get_topology_desc(
-            platform="cuda", target_config=target.read_text(), topology=f"1x1x{count}").devices
-        return devices, cross_compile.target_memory_bytes(target) / GIB
+        return (cross_compile.target_devices(int(name[len("h200x"):])),
+                cross_compile.target_memory_bytes() / GIB)
     from jax.experimental import topologies
     devices = topologies.get_topology_desc(name, "tpu").devices
     return devices, TPU_HBM_GIB.get(devices[0].device_kind)
