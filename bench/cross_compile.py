@@ -48,7 +48,7 @@ def target_device(target: pathlib.Path = H200_TARGET):
 def abstract_on(args, device):
     """`args` as shapes and dtypes placed on `device` (None leaves stay None)."""
     import jax
-    sharding = jax.sharding.SingleDeviceSharding(device)
+    sharding = jax.sharding.make_single_device_sharding(device)
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), args)
 
 

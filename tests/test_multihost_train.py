@@ -141,7 +141,7 @@ def _checkpoint(workdir, step):
     handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
     with ocp.CheckpointManager(pathlib.Path(workdir) / "checkpoints",
                                item_handlers=handlers) as manager:
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        device = jax.sharding.make_single_device_sharding(jax.devices()[0])
         target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                               manager.item_metadata(step)["state"])
         restored = manager.restore(step, args=ocp.args.Composite(
