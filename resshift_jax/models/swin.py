@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resshift_jax.models.layers import GroupNorm32, conv
+from resshift_jax.models.layers import Dense, GroupNorm32, conv
 
 Dtype = Any
 
@@ -68,7 +68,7 @@ class WindowAttention(nn.Module):
         head = c // self.num_heads
         table = self.param("relative_position_bias_table", nn.initializers.truncated_normal(0.02),
                            ((2 * self.window - 1) ** 2, self.num_heads), self.param_dtype)
-        qkv = nn.Dense(3 * c, dtype=self.dtype, param_dtype=self.param_dtype, name="qkv")(x)
+        qkv = Dense(3 * c, dtype=self.dtype, param_dtype=self.param_dtype, name="qkv")(x)
         qkv = qkv.reshape(bw, n, 3, self.num_heads, head).transpose(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         # scores, bias, mask and softmax in float32 whatever the compute dtype
@@ -83,7 +83,7 @@ class WindowAttention(nn.Module):
             attn = attn.reshape(bw, self.num_heads, n, n)
         attn = jax.nn.softmax(attn, axis=-1).astype(self.dtype)
         out = jnp.einsum("bhnm,bhmd->bhnd", attn, v).transpose(0, 2, 1, 3).reshape(bw, n, c)
-        return nn.Dense(c, dtype=self.dtype, param_dtype=self.param_dtype, name="proj")(out)
+        return Dense(c, dtype=self.dtype, param_dtype=self.param_dtype, name="proj")(out)
 
 
 class SwinBlock(nn.Module):

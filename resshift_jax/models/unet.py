@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from resshift_jax.models.layers import GroupNorm32, UpsampleConv, conv
+from resshift_jax.models.layers import GroupNorm32, UpsampleConv, broadcast_then_cast, conv
 from resshift_jax.models.swin import BasicLayer
 from resshift_jax.models.torch_init import torch_default_init
 
@@ -46,10 +46,12 @@ class ResBlock(nn.Module):
                            dtype=jnp.float32, param_dtype=self.param_dtype,
                            name="emb_layers_1")(nn.silu(emb))[:, None, None, :]
         if self.use_scale_shift_norm:
-            scale, shift = jnp.split(emb_out.astype(h.dtype), 2, axis=-1)
+            scale, shift = (broadcast_then_cast(e, h.shape, h.dtype)
+                            for e in jnp.split(emb_out, 2, axis=-1))
             h = GroupNorm32(**kw, name="out_layers_0")(h) * (1 + scale) + shift
         else:
-            h = GroupNorm32(**kw, name="out_layers_0")(h + emb_out.astype(h.dtype))
+            h = GroupNorm32(**kw, name="out_layers_0")(
+                h + broadcast_then_cast(emb_out, h.shape, h.dtype))
         h = conv(self.out_channels, 3, padding=1, **kw, name="out_layers_3")(nn.silu(h))
         if x.shape[-1] != self.out_channels:
             x = conv(self.out_channels, 1, **kw, name="skip_connection")(x)
