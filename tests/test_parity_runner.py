@@ -54,4 +54,3 @@ def test_unknown_kind_and_missing_file_never_pass(parity_dir, tmp_path, capsys):
     (tmp_path / "fixtures.json").write_text(json.dumps({"odd": {"kind": "teleport"}}))
     assert parity.main([str(tmp_path)]) == 1
     assert "unknown kind 'teleport'" in capsys.readouterr().out
-
