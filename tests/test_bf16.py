@@ -40,9 +40,13 @@ def _where(eqn) -> str:
     return f"{eqn.primitive.name} at {eqn.source_info.name_stack}"
 
 
+def _bf16_sensitive_ops(eqns) -> list:
+    """Where a precision-sensitive primitive takes a bf16 operand."""
+    return [_where(e) for e in eqns if e.primitive.name in PRECISION_SENSITIVE and _on_bf16(e)]
+
+
 def _tiny_bf16():
-    restorer, params = builder.build_restorer(tiny_test.get_config(), dtype=jnp.bfloat16)
-    return restorer, params
+    return builder.build_restorer(tiny_test.get_config(), dtype=jnp.bfloat16)
 
 
 def test_bf16_chain_keeps_norms_softmax_embeddings_and_quantizer_in_float32():
@@ -54,7 +58,7 @@ def test_bf16_chain_keeps_norms_softmax_embeddings_and_quantizer_in_float32():
         params, jnp.zeros((1, 32, 32, 3))).jaxpr
     eqns = list(_equations(jaxpr))
     assert any(e.primitive.name == "conv_general_dilated" and _on_bf16(e) for e in eqns)
-    bad = [_where(e) for e in eqns if e.primitive.name in PRECISION_SENSITIVE and _on_bf16(e)]
+    bad = _bf16_sensitive_ops(eqns)
     assert not bad, bad[:5]
     scans = [e for e in jaxpr.eqns if e.primitive.name == "scan"]
     assert scans and all(v.aval.dtype == jnp.float32 for e in scans for v in e.outvars)
@@ -71,8 +75,7 @@ def test_bf16_training_gradient_sums_accumulate_in_float32():
     batch = {"hq": jnp.zeros((2, 128, 128, 3)), "lq": jnp.zeros((2, 32, 32, 3))}
     keys = jax.random.split(jax.random.key(7), 2)
     forward = jax.make_jaxpr(lambda p: loss_fn(p, batch, keys, frozen)[0])(params["unet"])
-    bad = [_where(e) for e in _equations(forward.jaxpr)
-           if e.primitive.name in PRECISION_SENSITIVE and _on_bf16(e)]
+    bad = _bf16_sensitive_ops(_equations(forward.jaxpr))
     assert not bad, bad[:5]
     grad = jax.make_jaxpr(jax.grad(lambda p: loss_fn(p, batch, keys, frozen)[0]))(params["unet"])
     long_sums = []
