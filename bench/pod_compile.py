@@ -59,8 +59,9 @@ def _placed(tree, shardings):
                         tree, shardings)
 
 
-def compile_step(config, devices, *, target: str, lpips_net="vgg", dtype=jnp.bfloat16) -> Row:
-    """Compile `config`'s training step over a mesh of `devices` from shapes alone."""
+def trace_step(config, devices, *, lpips_net="vgg", dtype=jnp.bfloat16):
+    """(traced step, microbatches per step): `config`'s training step over a mesh of `devices`,
+    traced from shapes alone."""
     tc = config.train
     restorer, loss_fn, optimizer, params, frozen = train_parts(config, dtype, lpips_net)
     mesh = sharding.make_mesh(devices)
@@ -76,10 +77,18 @@ def compile_step(config, devices, *, target: str, lpips_net="vgg", dtype=jnp.bfl
             _placed(images, {k: sharding.data_sharding(mesh) for k in images}),
             _placed(jax.eval_shape(lambda: frozen), jax.tree.map(
                 lambda _: sharding.replicated(mesh), frozen)))
+    return step.trace(*args), slices
+
+
+def compile_step(config, devices, *, target: str, lpips_net="vgg", dtype=jnp.bfloat16) -> Row:
+    """Compile `config`'s training step over a mesh of `devices` from shapes alone."""
     start = time.perf_counter()
-    compiled = step.trace(*args).lower().compile()
+    traced, slices = trace_step(config, devices, lpips_net=lpips_net, dtype=dtype)
+    compiled = traced.lower().compile()
     seconds = time.perf_counter() - start
     memory = compiled.memory_analysis()
+    tc, batch = config.train, int(config.train.batch)
+    microbatch = int(tc.get("microbatch") or tc.batch)
     return Row(target=target, devices=len(devices), batch=batch,
                microbatch=min(microbatch, batch // len(devices)), slices=slices,
                fsdp=bool(tc.get("fsdp", False)),

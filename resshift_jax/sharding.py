@@ -10,6 +10,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+AXIS = "data"  # the mesh's one axis
 FSDP_MIN_SIZE = 2 ** 14  # elements; smaller leaves stay replicated under FSDP
 
 
@@ -20,11 +21,11 @@ class BatchError(ValueError):
 def make_mesh(devices: Optional[Sequence] = None) -> Mesh:
     """The 'data' mesh over `devices` (default: all), ordered by (process, device id)."""
     devices = jax.devices() if devices is None else devices
-    return Mesh(np.asarray(sorted(devices, key=lambda d: (d.process_index, d.id))), ("data",))
+    return Mesh(np.asarray(sorted(devices, key=lambda d: (d.process_index, d.id))), (AXIS,))
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P("data"))
+    return NamedSharding(mesh, P(AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -38,7 +39,7 @@ def fsdp_spec(shape: Sequence[int], devices: int, min_size: int = FSDP_MIN_SIZE)
         return P()
     for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
         if shape[dim] % devices == 0:
-            return P(*(("data" if d == dim else None) for d in range(len(shape))))
+            return P(*((AXIS if d == dim else None) for d in range(len(shape))))
     return P()
 
 
@@ -46,7 +47,7 @@ def state_shardings(abstract_state, mesh: Mesh, *, fsdp: bool = False,
                     min_size: int = FSDP_MIN_SIZE):
     """NamedSharding of each leaf of `abstract_state` (from jax.eval_shape): all replicated,
     or with `fsdp` every large leaf (params, optimizer moments, EMA) split by `fsdp_spec`."""
-    devices = mesh.shape["data"]
+    devices = mesh.shape[AXIS]
     return jax.tree.map(lambda leaf: NamedSharding(
         mesh, fsdp_spec(leaf.shape, devices, min_size) if fsdp else P()), abstract_state)
 

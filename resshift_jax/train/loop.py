@@ -74,8 +74,10 @@ def jit_train_step(tc, loss_fn: Callable, optimizer, mesh, state_shardings, micr
     """The step `train_and_evaluate` runs: sharded over `mesh` (the batch over 'data', the
     state as `state_shardings`, `frozen` replicated), donating its state."""
     replicated = sharding.replicated(mesh)
+    param_specs = jax.tree.map(lambda s: s.spec, state_shardings.params)
     return jax.jit(make_train_step(loss_fn, optimizer, microbatches=microbatches,
-                                   ema_rate=float(tc.ema_rate)),
+                                   ema_rate=float(tc.ema_rate), mesh=mesh,
+                                   param_specs=param_specs),
                    in_shardings=(state_shardings, sharding.data_sharding(mesh), replicated),
                    out_shardings=(state_shardings, replicated), donate_argnums=0)
 
