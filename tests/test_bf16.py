@@ -4,7 +4,6 @@ import math
 import jax
 import jax.numpy as jnp
 import pytest
-from jax.extend import core as jax_core
 
 from configs import tiny_test
 from resshift_jax import builder, parity
@@ -13,23 +12,12 @@ from resshift_jax.models.layers import Dense, UpsampleConv, conv
 from resshift_jax.models.lpips import LPIPS
 from resshift_jax.sampling import restore
 from resshift_jax.train.objective import make_loss_fn
+from tests.jaxprs import equations
 from tests.lpips_weights import random_lpips_state_dicts
 
 PRECISION_SENSITIVE = {"exp", "exp2", "log", "log1p", "rsqrt", "sqrt", "sin", "cos", "pow",
                        "reduce_sum", "reduce_max", "reduce_min", "argmin", "argmax", "cumsum"}
 REDUCTIONS = {"reduce_sum", "reduce_max", "reduce_min", "argmin", "argmax", "cumsum"}
-
-
-def _equations(jaxpr):
-    """Every equation of `jaxpr` and of the jaxprs nested in it (jit, scan, cond, remat)."""
-    for eqn in jaxpr.eqns:
-        yield eqn
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else (value,):
-                if isinstance(sub, jax_core.ClosedJaxpr):
-                    yield from _equations(sub.jaxpr)
-                elif isinstance(sub, jax_core.Jaxpr):
-                    yield from _equations(sub)
 
 
 def _on_bf16(eqn) -> bool:
@@ -56,7 +44,7 @@ def test_bf16_chain_keeps_norms_softmax_embeddings_and_quantizer_in_float32():
     restorer, params = _tiny_bf16()
     jaxpr = jax.make_jaxpr(lambda p, lq: restore(restorer, p, lq, key=jax.random.key(0)))(
         params, jnp.zeros((1, 32, 32, 3))).jaxpr
-    eqns = list(_equations(jaxpr))
+    eqns = list(equations(jaxpr))
     assert any(e.primitive.name == "conv_general_dilated" and _on_bf16(e) for e in eqns)
     bad = _bf16_sensitive_ops(eqns)
     assert not bad, bad[:5]
@@ -75,11 +63,11 @@ def test_bf16_training_gradient_sums_accumulate_in_float32():
     batch = {"hq": jnp.zeros((2, 128, 128, 3)), "lq": jnp.zeros((2, 32, 32, 3))}
     keys = jax.random.split(jax.random.key(7), 2)
     forward = jax.make_jaxpr(lambda p: loss_fn(p, batch, keys, frozen)[0])(params["unet"])
-    bad = _bf16_sensitive_ops(_equations(forward.jaxpr))
+    bad = _bf16_sensitive_ops(equations(forward.jaxpr))
     assert not bad, bad[:5]
     grad = jax.make_jaxpr(jax.grad(lambda p: loss_fn(p, batch, keys, frozen)[0]))(params["unet"])
     long_sums = []
-    for e in _equations(grad.jaxpr):
+    for e in equations(grad.jaxpr):
         if e.primitive.name in REDUCTIONS and _on_bf16(e):
             terms = math.prod(e.invars[0].aval.shape[a] for a in e.params["axes"])
             if terms > 4:  # the 2x2 sums of nearest upsampling's transpose are exact enough

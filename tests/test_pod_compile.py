@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.extend import core as jax_core
 from jax.sharding import PartitionSpec as P
 
 from bench.device_sections import config_of
@@ -19,6 +18,7 @@ from bench.pod_compile import compile_step, trace_step
 from bench.train_bench import train_parts
 from resshift_jax import sharding
 from resshift_jax.train.loop import state_layout
+from tests.jaxprs import equations_with_loop_depth
 
 
 def test_fsdp_takes_the_split_state_off_each_device():
@@ -43,19 +43,6 @@ def test_fsdp_takes_the_split_state_off_each_device():
     assert split > 0 and saved == pytest.approx(split * 7 / 8, rel=1e-6), (saved, split)
 
 
-def _equations_with_loop_depth(jaxpr, depth=0):
-    """(equation, how many scan/while loops it is inside) for `jaxpr` and every nested jaxpr."""
-    for eqn in jaxpr.eqns:
-        yield eqn, depth
-        inner = depth + (eqn.primitive.name in ("scan", "while"))
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (list, tuple)) else (value,):
-                if isinstance(sub, jax_core.ClosedJaxpr):
-                    yield from _equations_with_loop_depth(sub.jaxpr, inner)
-                elif isinstance(sub, jax_core.Jaxpr):
-                    yield from _equations_with_loop_depth(sub, inner)
-
-
 def _collective_computations(hlo: str) -> set:
     """The compiled HLO computations holding a cross-device collective ("ENTRY" for the
     program's top level; a loop body's collective runs once per iteration)."""
@@ -72,14 +59,14 @@ def _collective_computations(hlo: str) -> set:
 def test_bf16_step_crosses_devices_once_per_step_in_float32(fsdp):
     """The bf16 step with 2 microbatches per device: every gradient is reduced over the
     devices explicitly (shard_map), in float32, outside the microbatch loop, and the
-    compiled program runs none of its collectives in a loop. Left to XLA's partitioner, the H200 program
-    all-reduced conv kernels' gradients in bf16 and some inside the loop, and this CPU's
-    program all-reduced every gradient inside the loop, once per microbatch."""
+    compiled program runs none of its collectives in a loop. Left to XLA's partitioner, the
+    H200 program all-reduced conv kernels' gradients in bf16 and some inside the loop, and
+    this CPU's program all-reduced every gradient inside the loop, once per microbatch."""
     config = config_of("tiny_test", dry_run=True)
     config.train.update(batch=16, microbatch=1, fsdp=fsdp, fsdp_min_size=2 ** 10)
     traced, slices = trace_step(config, jax.devices(), lpips_net=None, dtype=jnp.bfloat16)
     assert slices == 2
-    eqns = list(_equations_with_loop_depth(traced.jaxpr.jaxpr))
+    eqns = list(equations_with_loop_depth(traced.jaxpr.jaxpr))
     assert any(e.primitive.name == "scan" for e, _ in eqns)
     reductions = [(e, depth) for e, depth in eqns if e.primitive.name in ("psum", "reduce_scatter")]
     assert reductions
