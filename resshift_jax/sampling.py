@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from resshift_jax import diffusion
+from resshift_jax.casts import cast_once
 from resshift_jax.resize import bicubic_upsample
 
 SAMPLERS = ("ddpm", "ddim", "onestep")
@@ -108,12 +109,16 @@ def reverse_step(restorer: Restorer, unet_params, x_t, t, z_y, lq, mask, noise):
 def reverse_chain(restorer: Restorer, unet_params, z_y, lq, mask, noise_prior, noise_steps=None,
                   *, use_scan: bool = True):
     """x_T = z_y + kappa sqrt(eta_T) noise, then `restorer.num_steps` reverse steps from
-    t = T-1 down; returns every step's sample and x0 prediction (stacked)."""
+    t = T-1 down; returns every step's sample and x0 prediction (stacked). The network's
+    weights are converted to its compute dtype once, before the steps (`cast_once`)."""
     s = restorer.schedule
     last = s.num_timesteps - 1
     batch = z_y.shape[0]
     if restorer.stochastic and noise_steps is None:
         raise ValueError("the ddpm sampler needs noise_steps")
+    x_T = diffusion.prior_sample(s, z_y, noise_prior)
+    unet_params = cast_once(restorer.denoise, unet_params, x_T, jnp.full((batch,), last, jnp.int32),
+                            lq, mask)
 
     def step(x_t, inputs):
         i, noise = inputs
@@ -121,7 +126,6 @@ def reverse_chain(restorer: Restorer, unet_params, z_y, lq, mask, noise_prior, n
         sample, pred = reverse_step(restorer, unet_params, x_t, t, z_y, lq, mask, noise)
         return sample, (sample, pred)
 
-    x_T = diffusion.prior_sample(s, z_y, noise_prior)
     steps = jnp.arange(restorer.num_steps)
     noises = noise_steps if restorer.stochastic else None
     if use_scan:
