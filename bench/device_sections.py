@@ -19,6 +19,7 @@ from typing import Callable, Optional, Tuple
 from bench.common import (ROOT, cpu_client_flops, device_peak_bytes, fake_params,
                           largest_array_bytes, median_time, program_bytes, program_flops,
                           xla_flops)
+from bench.hlo_kernels import kernel_launches
 
 PARITY = ROOT / "tests" / "fixtures" / "parity"
 DEVICE_FOLDER = ROOT / "device_data" / "folder"  # bench/device_prep.sh's crops (git-ignored)
@@ -113,8 +114,12 @@ def measure(emit, section: str, name: str, jitted, args, *, dtype: str, batch: i
     emit(dict(section=section, name=name, dtype=dtype, batch=batch, seconds=seconds,
               images_per_s=batch / seconds, compile_s=compile_s,
               program_gib=_gib(program_bytes(compiled)), peak_gib=_gib(device_peak_bytes()),
-              status="ok", note=note))
+              status="ok", note="; ".join(filter(None, [note, _kernels(compiled)]))))
     return xla_flops(compiled)
+
+
+def _kernels(compiled) -> str:
+    return f"{kernel_launches(compiled.as_text())} kernels a call"
 
 
 def lower_only(emit, section: str, name: str, jitted, args, *, dtype: str, batch: int,
@@ -136,7 +141,7 @@ def lower_only(emit, section: str, name: str, jitted, args, *, dtype: str, batch
         needs = program_bytes(compiled)
         fits, available = cross_compile.fits(needs, target)
         status = f"compiled for {device.device_kind}" if fits else "would not fit"
-        memory = [f"{_gib(needs):.3g} of {available:.3g} GiB"]
+        memory = [f"{_gib(needs):.3g} of {available:.3g} GiB", _kernels(compiled)]
     seconds = time.perf_counter() - start
     largest = largest_array_bytes(lowered.as_text())
     emit(dict(section=section, name=name, dtype=dtype, batch=batch, status=status,

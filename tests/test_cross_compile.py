@@ -83,5 +83,6 @@ def test_a_cross_compiled_row_gives_the_programs_bytes_and_whether_they_fit(monk
         needs = row["program_gib"] * 2 ** 30
         assert row["status"] == status and row["compile_s"] > 0, row
         assert 256 * 256 * 4 < needs < 2 * 256 * 256 * 4, row  # w once: donated to the output
-        assert row["note"].startswith("MSE; ") and "GiB; largest array" in row["note"]
+        assert row["note"].startswith("MSE; ") and "GiB; " in row["note"]
+        assert re.search(r"; \d+ kernels a call; largest array", row["note"]), row["note"]
         assert flops and flops > 0
