@@ -110,15 +110,17 @@ def reverse_chain(restorer: Restorer, unet_params, z_y, lq, mask, noise_prior, n
                   *, use_scan: bool = True):
     """x_T = z_y + kappa sqrt(eta_T) noise, then `restorer.num_steps` reverse steps from
     t = T-1 down; returns every step's sample and x0 prediction (stacked). The network's
-    weights are converted to its compute dtype once, before the steps (`cast_once`)."""
+    weights are converted to its compute dtype once, before the steps (`cast_once`; a trace
+    of the network that a float32 network with float32 weights does not need)."""
     s = restorer.schedule
     last = s.num_timesteps - 1
     batch = z_y.shape[0]
     if restorer.stochastic and noise_steps is None:
         raise ValueError("the ddpm sampler needs noise_steps")
     x_T = diffusion.prior_sample(s, z_y, noise_prior)
-    unet_params = cast_once(restorer.denoise, unet_params, x_T, jnp.full((batch,), last, jnp.int32),
-                            lq, mask)
+    if any(leaf.dtype != jnp.dtype(restorer.unet.dtype) for leaf in jax.tree.leaves(unet_params)):
+        unet_params = cast_once(restorer.denoise, unet_params, x_T,
+                                jnp.full((batch,), last, jnp.int32), lq, mask)
 
     def step(x_t, inputs):
         i, noise = inputs
