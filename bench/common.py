@@ -154,6 +154,6 @@ def run_reference(torch_python: str, reference: str, what: str, **kwargs) -> dic
 def add_reference_args(parser) -> None:
     parser.add_argument("--reference", help="path to a checkout of zsyOAOA/ResShift: also time it")
     parser.add_argument("--torch_python", default=sys.executable,
-                        help="a Python with torch (and timm, einops, omegaconf) for the reference")
+                        help="a Python with torch (and timm, einops, PyYAML) for the reference")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for both sides (0: all cores)")
