@@ -13,7 +13,7 @@ that cannot be read is reported and skipped, and the exit status is then 1.
 import dataclasses
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from resshift_jax import config_file, releases
 
@@ -33,13 +33,15 @@ flags.DEFINE_enum("sampler", None, ["ddpm", "ddim", "onestep"],
                   "network call at t=T-1); default the config's (ddpm; onestep for sinsr)")
 flags.DEFINE_integer("steps", None, "respace the chain to this many steps (ddpm/ddim)")
 flags.DEFINE_integer("scale", None, "scale factor; default the config's (4, 2 for realsr_x2)")
-flags.DEFINE_integer("seed", None, "random seed (default the config's, 12345 as the reference)")
+flags.DEFINE_integer("seed", None, "random seed (default the config's, 12345 as the reference)",
+                     lower_bound=-2**63, upper_bound=2**63 - 1)
 flags.DEFINE_integer("bs", None, "images per network call, sharded over the local devices "
-                     "(default: one per device)")
+                     "(default: one per device)", lower_bound=1)
 flags.DEFINE_integer("chop_size", None,
                      "tile size in LQ pixels for large images (512/256/64; default the config's)")
 flags.DEFINE_integer("chop_stride", None, "tile stride in LQ pixels (-1: the reference's rule)")
-flags.DEFINE_integer("chop_bs", None, "tiles per network call (default: one per device)")
+flags.DEFINE_integer("chop_bs", None, "tiles per network call (default: one per device)",
+                     lower_bound=1)
 flags.DEFINE_enum("pad", "auto", ["auto", "bucket", "reference"],
                   "bucket: pad images to a few square sizes and tiles to the chop's shape, so a "
                   "folder compiles few programs; reference: pad each to a multiple of the "
@@ -58,6 +60,7 @@ flags.DEFINE_string("compilation_cache", None,
 flags.DEFINE_enum("alpha", "keep", ["keep", "drop"], "RGBA inputs: re-attach alpha or drop it")
 flags.DEFINE_bool("overwrite", False, "replace existing results (inputs are never touched)")
 flags.DEFINE_float("max_output_megapixels", 256.0, "refuse images whose output is larger")
+flags.register_validator("max_output_megapixels", lambda mp: mp > 0, "must be positive")
 flags.DEFINE_bool("multihost", False, "one process per host: each restores a disjoint share of "
                   "the files on its local devices; process 0 prints the summary of all hosts")
 flags.DEFINE_string("coordinator_address", None, "--multihost without auto-detection: host:port "
@@ -72,8 +75,11 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid text
+    if not FLAGS["verbosity"].present:  # the progress bar and summary, not JAX's backend probing
+        logging.set_verbosity(logging.WARNING)
     if not FLAGS.in_path:
-        raise app.UsageError("give the input image or folder with -i/--in_path")
+        print("error: give the input image or folder with -i/--in_path", file=sys.stderr)
+        return 2
     import jax
     import jax.numpy as jnp
     if FLAGS.compilation_cache:
@@ -98,16 +104,21 @@ def main(argv):
               "--config configs/realsr_x2.py with your --unet_ckpt", file=sys.stderr)
         return 2
     needs_mask = bool(config.model.get("cond_mask", False))
-    chop_size, chop_stride = builder.tile_geometry(config, FLAGS.chop_size, FLAGS.chop_stride)
+    if FLAGS.mask_path and not needs_mask:
+        print(f"error: --mask_path {FLAGS.mask_path}: this model does not inpaint (masks are for "
+              "--task inpaint_imagenet / inpaint_face)", file=sys.stderr)
+        return 2
+    try:
+        chop_size, chop_stride = builder.tile_geometry(config, FLAGS.chop_size, FLAGS.chop_stride)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     blend = FLAGS.blend or config.sample.blend
     dtype = FLAGS.dtype or config.sample.compute_dtype
     if FLAGS.multihost:
         multihost.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     devices = jax.local_devices()
     bs, chop_bs = (FLAGS.bs or len(devices)), (FLAGS.chop_bs or len(devices))
-    if bs < 1 or chop_bs < 1:
-        print(f"error: --bs {bs} / --chop_bs {chop_bs}: give at least 1", file=sys.stderr)
-        return 2
     opts = sample_job.JobOptions(
         in_path=FLAGS.in_path, out_path=FLAGS.out_path, mask_path=FLAGS.mask_path, bs=bs,
         chop_size=chop_size, chop_stride=chop_stride, chop_bs=chop_bs, blend=blend,
@@ -133,8 +144,6 @@ def main(argv):
           f"devices, {image_restorer.pad} padding", file=sys.stderr)
     if not FLAGS.multihost:
         summary = sample_job.run_job(image_restorer, opts, jobs)
-        for failure in summary.failures:
-            print(f"failed: {failure}", file=sys.stderr)
         print(summary.line())
         return 1 if summary.failures else 0
     try:

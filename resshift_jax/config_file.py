@@ -14,7 +14,7 @@ import sys
 import traceback
 
 import ml_collections
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 flags.disclaim_key_flags()  # the flag belongs to the script that defines it
@@ -89,12 +89,15 @@ def DEFINE_config_file(name: str, help_string: str, lock_config: bool = True):  
 
 
 def parse_flags(argv):
-    """absl's flag parsing; a config file's problem, or an override `--config.PATH=...` of a
-    field it does not have, as one line and status 2."""
+    """absl's flag parsing; any argument problem (a config file's, an override
+    `--config.PATH=...` of a field it does not have, an unknown flag or a bad value) as one
+    line and status 2."""
     try:
-        return app.parse_flags_with_usage(argv)
+        return flags.FLAGS(argv)
     except ConfigError as err:
         message = str(err)
+    except flags.Error as err:
+        message = f"{' '.join(str(err).split())} (--helpfull lists the flags)"
     except (AttributeError, KeyError, IndexError) as err:  # ml_collections, on such a PATH
         if not any(re.match(r"--?\w+\.\w", arg) for arg in argv[1:]):
             raise

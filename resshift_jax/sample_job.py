@@ -1,17 +1,19 @@
 """The batch restoration job behind `sample.py`: validate the arguments, then restore each image.
 
-Every check that can fail on the user's arguments (missing or mismatched masks, output
-folder equal to the input folder, a single input image too large for the settings) runs
-before any network is built and stops the job. After that, reading, decoding, restoring
-and writing one image is one unit of work: any failure of it (a decoder error, a header
-over the size limit, the device running out of memory for that image, a failed write) is
-reported by file name with a one-line reason and counted, and the job goes on. A batch
-that fails in the network is retried image by image, so only the bad image is lost.
-Results are written atomically, so a rerun skips exactly the finished ones.
+Every check that can fail on the user's arguments (missing or mismatched masks, an output
+folder that is the input folder, holds it, or cannot be written, a single input image too
+large for the settings) runs before any network is built and stops the job. After that,
+reading, decoding, restoring and writing one image is one unit of work: any failure of it
+(a decoder error, a header over the size limit, the device running out of memory for that
+image, a failed write) is reported by file name with a one-line reason and counted, and
+the job goes on. A batch that fails in the network is retried image by image, so only the
+bad image is lost. Results are written atomically, so a rerun skips exactly the finished
+ones.
 """
 import dataclasses
 import pathlib
 import sys
+import tempfile
 import time
 from typing import Callable, Iterable, List, Optional
 
@@ -101,11 +103,31 @@ def _inputs(in_path: pathlib.Path, out_path) -> list:
             if not p.parent.resolve().is_relative_to(out_root)]
 
 
+def _check_output_folder(in_path: pathlib.Path, out_path) -> None:
+    """Refuse an output folder that is a file, is or holds the input folder, or cannot be
+    written (made if missing, and a hidden file made and removed in it), before any work."""
+    out_root = pathlib.Path(out_path)
+    if out_root.exists() and not out_root.is_dir():
+        raise JobError(f"{out_root}: the output path is a file; give a folder")
+    in_dir = (in_path if in_path.is_dir() else in_path.parent).resolve()
+    if out_root.resolve() == in_dir:
+        raise JobError(f"output folder {out_root} is the input folder; choose another one")
+    if in_dir.is_relative_to(out_root.resolve()):
+        raise JobError(f"output folder {out_root} holds the input folder {in_path}; choose another one")
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_root, prefix=".write_check"):
+            pass
+    except OSError as e:
+        raise JobError(f"{out_root}: cannot write results there ({e.strerror or e})") from None
+
+
 def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool) -> List[Job]:
     """The jobs, after every up-front check; raises JobError."""
     in_path = pathlib.Path(opts.in_path)
     if not in_path.exists():
         raise JobError(f"{in_path}: input path does not exist")
+    _check_output_folder(in_path, opts.out_path)
     try:
         inputs = _inputs(in_path, opts.out_path)
     except image_io.ImageReadError as e:

@@ -23,6 +23,11 @@ def chop_geometry(chop_size: int, chop_stride: int, sf: int):
     are scaled by 4 // sf, so x1 tasks (inpainting, face restoration) tile at 4x the size.
     """
     factor = max(4 // sf, 1)
+    if chop_size < 1:
+        raise ValueError(f"chop_size {chop_size}: give a positive tile size (LQ pixels)")
+    if chop_stride == 0 or chop_stride > chop_size:
+        raise ValueError(f"chop_stride {chop_stride}: give 1..{chop_size} (the chop_size; tiles "
+                         "may not leave gaps), or -1 for the reference's rule")
     if chop_stride < 0:
         if chop_size not in _DEFAULT_OVERLAP:
             raise ValueError(f"chop_size {chop_size}: give --chop_stride too (the reference's "

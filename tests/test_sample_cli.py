@@ -55,11 +55,37 @@ def test_good_images_restored_bad_ones_reported(folder, tmp_path):
     assert (out / "small.png").read_bytes() == before
 
 
-def test_refuses_output_equal_to_input_before_work(folder):
-    proc = _sample("-i", folder, "-o", folder)
-    assert proc.returncode == 2
-    assert "error:" in proc.stderr and str(folder) in proc.stderr
-    assert "Traceback" not in proc.stderr
+ARGUMENT_PROBLEMS = {  # arguments after -i/-o: {case: (arguments, what the one line says)}
+    "output is the input": (["-o", "{folder}"], "is the input folder"),
+    "output holds the input": (["-o", "{folder}/.."], "holds the input folder"),
+    "one input, output its folder": (["-i", "{folder}/small.png", "-o", "{folder}"],
+                                     "is the input folder"),
+    "output is a file": (["-o", "{folder}/small.png"], "the output path is a file"),
+    "output under a file": (["-o", "{folder}/small.png/out"], "cannot write results there"),
+    "tile of 0": (["--chop_size", "0"], "chop_size 0: give a positive tile size"),
+    "tiles with gaps": (["--chop_stride", "40"], "chop_stride 40: give 1..32"),
+    "no reference stride": (["--chop_stride", "-1"], "give --chop_stride too"),
+    "masks, no inpainting": (["--mask_path", "{folder}"], "this model does not inpaint"),
+    "unknown task": (["--task", "sr"], "flag --task=sr: value should be one of"),
+    "unknown flag": (["--chop", "8"], "Unknown command line flag 'chop'"),
+    "batch of 0": (["--bs", "0"], "flag --bs=0"),
+    "seed too large": (["--seed", str(2**64)], "flag --seed="),
+    "limit nan": (["--max_output_megapixels", "nan"], "must be positive"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ARGUMENT_PROBLEMS))
+def test_argument_problem_is_one_line_and_status_2_before_work(case, folder, tmp_path):
+    args, says = ARGUMENT_PROBLEMS[case]
+    args = [a.format(folder=folder) for a in args]
+    given = set(args) & {"-i", "-o"}
+    proc = _sample(*(["-i", folder] if "-i" not in given else []),
+                   *(["-o", tmp_path / "out"] if "-o" not in given else []), *args)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert says in proc.stderr
+    assert not (tmp_path / "out").exists() or case.startswith("output")
+    assert (folder / "small.png").is_file() and not (folder / "small.png.png").exists()
 
 
 def test_missing_weights_file_is_one_clear_line(folder, tmp_path):
