@@ -101,6 +101,9 @@ def parse_flags(argv):
     except (AttributeError, KeyError, IndexError) as err:  # ml_collections, on such a PATH
         if not any(re.match(r"--?\w+\.\w", arg) for arg in argv[1:]):
             raise
-        message = f"a --config.PATH override names no field of the config: {str(err).strip(chr(34))}"
+        field = str(err).strip("\"'")
+        overrides = [arg for arg in argv[1:] if re.match(r"--?\w+\.\w", arg)]
+        named = [arg for arg in overrides if field in re.split(r"[.=]", arg)[1:]] or overrides
+        message = f"{named[0]}: the config has no such field ({field!r})"
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)

@@ -13,14 +13,13 @@ ones.
 import dataclasses
 import pathlib
 import sys
-import tempfile
 import time
 from typing import Callable, Iterable, List, Optional
 
 import numpy as np
 from tqdm import tqdm
 
-from resshift_jax import image_io
+from resshift_jax import folders, image_io
 
 
 @dataclasses.dataclass
@@ -105,21 +104,17 @@ def _inputs(in_path: pathlib.Path, out_path) -> list:
 
 def _check_output_folder(in_path: pathlib.Path, out_path) -> None:
     """Refuse an output folder that is a file, is or holds the input folder, or cannot be
-    written (made if missing, and a hidden file made and removed in it), before any work."""
+    written, before any work."""
     out_root = pathlib.Path(out_path)
-    if out_root.exists() and not out_root.is_dir():
-        raise JobError(f"{out_root}: the output path is a file; give a folder")
     in_dir = (in_path if in_path.is_dir() else in_path.parent).resolve()
     if out_root.resolve() == in_dir:
         raise JobError(f"output folder {out_root} is the input folder; choose another one")
     if in_dir.is_relative_to(out_root.resolve()):
         raise JobError(f"output folder {out_root} holds the input folder {in_path}; choose another one")
     try:
-        out_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_root, prefix=".write_check"):
-            pass
-    except OSError as e:
-        raise JobError(f"{out_root}: cannot write results there ({e.strerror or e})") from None
+        folders.check_writable(out_root, "output folder")
+    except folders.FolderError as e:
+        raise JobError(str(e)) from None
 
 
 def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool) -> List[Job]:

@@ -52,5 +52,19 @@ def test_override_of_a_field_the_config_lacks_is_one_line(tmp_path):
                            "--workdir", str(tmp_path), "--config.train.nosuch=1"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr == ("error: a --config.PATH override names no field of the config: "
-                           "'nosuch'\n")
+    assert proc.stderr == "error: --config.train.nosuch=1: the config has no such field ('nosuch')\n"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--config.train.lr=0"], "error: train.lr=0.0: must be positive\n"),
+    (["--workdir", "{file}"], "error: {file}: the workdir is a file; give a folder\n"),
+])
+def test_train_refuses_unusable_settings_in_one_line_before_building(tmp_path, args, says):
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    args = [a.format(file=file) for a in args]
+    proc = subprocess.run([sys.executable, "train.py", "--config", "configs/tiny_test.py",
+                           "--workdir", str(tmp_path / "w"), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2 and proc.stderr == says.format(file=file)
+    assert file.read_text() == "mine" and not (tmp_path / "w").exists()

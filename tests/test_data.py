@@ -11,6 +11,7 @@ from configs.common import REALESRGAN
 from resshift_jax.data import kernels
 from resshift_jax.parity.kinds import degradation_arrays as run_degradation_fixture
 from resshift_jax.data.pipeline import make_train_iterator
+from resshift_jax.data.sources import DataError
 from resshift_jax.data.realesrgan import RealESRGANDegradation
 from resshift_jax.parity import relative_error
 
@@ -250,3 +251,23 @@ def test_face_degradation_uses_opencv_jpeg_at_a_truncated_quality(monkeypatch):
     ok, buf = cv2.imencode(".jpg", np.round(img[..., ::-1] * 255).astype(np.uint8),
                            [cv2.IMWRITE_JPEG_QUALITY, 47])
     np.testing.assert_array_equal(real(img, 47), cv2.imdecode(buf, 1)[..., ::-1] / np.float32(255))
+
+
+@pytest.mark.parametrize("change, says", [
+    (dict(type="bogus"), "data.train.type: unknown 'bogus'"),
+    (dict(transform_type="bogus"), "data.train.transform_type: unknown 'bogus'"),
+    (dict(sources=({"type": "folder", "root": "/nonexistent/photos"},)), "image folder does not exist"),
+    (dict(sources=({"type": "zip", "path": "x.zip"},)), "unknown data source type 'zip'"),
+])
+def test_unusable_data_config_is_refused_when_the_iterator_is_made(tmp_path, change, says):
+    config = _config(_folder(tmp_path, n=2, bad=False))
+    config.update(change)
+    with pytest.raises(DataError, match=says):
+        make_train_iterator(config, per_host_batch=2, seed=0)
+
+
+def test_only_unreadable_images_is_a_data_error(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(DataError, match="unreadable images in a row"):
+        next(make_train_iterator(_config(tmp_path), per_host_batch=2, seed=0))

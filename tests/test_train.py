@@ -1,4 +1,6 @@
 """The sharded train loop on a toy regression: learning, 8 vs 1 device, resume, faults."""
+import os
+import signal
 import threading
 import time
 
@@ -10,7 +12,7 @@ import pytest
 
 from resshift_jax import sharding
 from resshift_jax.train import loop
-from resshift_jax.train.checkpoints import StopFlag
+from resshift_jax.train.checkpoints import Checkpointer, CheckpointMismatch, StopFlag
 from resshift_jax.train.loop import NonFiniteError, train_and_evaluate
 from resshift_jax.train.optim import make_optimizer
 from resshift_jax.train.state import create_state
@@ -217,3 +219,60 @@ def test_sigterm_saves_and_stops(tmp_path):
     assert int(state.step) == 1
     from resshift_jax.train.checkpoints import Checkpointer
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 1
+
+
+def test_checkpoint_of_another_config_is_refused_naming_an_array(tmp_path):
+    run(tmp_path, toy_config(iterations=10))
+    wider = {"w": jnp.zeros((5, 3)), "b": jnp.zeros((3,))}
+    with pytest.raises(CheckpointMismatch, match=r"params\.w is \(4, 3\) there, \(5, 3\) here"):
+        train_and_evaluate(toy_config(iterations=20), tmp_path, init_params=wider,
+                           loss_fn=toy_loss, data_iterator=ToyData(), frozen=FROZEN)
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 10  # left as it was
+
+
+def test_unreadable_checkpoint_is_set_aside_and_the_one_before_resumed(tmp_path):
+    constant_lr = dict(lr_schedule=None)  # the same learning rates whatever `iterations` says
+    whole, _ = run(tmp_path / "whole", toy_config(iterations=30, **constant_lr))
+    run(tmp_path / "damaged", toy_config(iterations=20, **constant_lr))
+    (tmp_path / "damaged" / "checkpoints" / "20" / "state" / "_METADATA").unlink()
+    state, _ = run(tmp_path / "damaged", toy_config(iterations=30, **constant_lr))
+    assert (tmp_path / "damaged" / "unreadable_checkpoints" / "20" / "state").is_dir()
+    assert Checkpointer(tmp_path / "damaged" / "checkpoints").manager.all_steps() == [20, 30]
+    np.testing.assert_array_equal(state.params["w"], whole.params["w"])
+
+
+def test_no_readable_checkpoint_is_an_error(tmp_path):
+    run(tmp_path, toy_config(iterations=10))
+    (tmp_path / "checkpoints" / "10" / "state" / "_METADATA").unlink()
+    with pytest.raises(CheckpointMismatch, match="no checkpoint can be read"):
+        run(tmp_path, toy_config(iterations=20))
+
+
+def test_first_ctrl_c_asks_for_a_save_the_second_stops_at_once():
+    flag = StopFlag().install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert flag.stop and flag.signum == signal.SIGINT and flag.name == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    finally:
+        flag.uninstall()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("batch", 0, "train.batch=0: must be positive"),
+    ("iterations", -3, "train.iterations=-3: must be positive"),
+    ("lr", 0.0, "train.lr=0.0: must be positive"),
+    ("lr_schedule", "cosine", "train.lr_schedule='cosine'"),
+    ("lr_min", 0.1, r"train.lr_min=0.1: must be in 0..train.lr"),
+    ("warmup_iterations", -1, "train.warmup_iterations=-1"),
+    ("compute_dtype", "float17", "train.compute_dtype='float17'"),
+    ("ema_rate", 1.5, "train.ema_rate=1.5"),
+])
+def test_unusable_train_settings_are_refused_before_anything_is_built(field, value, says):
+    from resshift_jax.train.experiment import SetupError, check_train_config
+    check_train_config(toy_config().train)
+    with pytest.raises(SetupError, match=says):
+        check_train_config(toy_config(**{field: value}).train)

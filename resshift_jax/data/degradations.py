@@ -7,6 +7,8 @@ HWC float image in [0, 1]; it returns {"hq", "lq"} and, for inpainting, "mask" (
 import importlib
 from types import MappingProxyType
 
+from resshift_jax.data.sources import DataError
+
 DEGRADATIONS = MappingProxyType({
     "realesrgan": "resshift_jax.data.realesrgan:RealESRGANDegradation",
     "bicubic": "resshift_jax.data.bicubic_sr:BicubicDegradation",
@@ -19,7 +21,7 @@ def degradation_for(data_config, sf: int):
     """The degradation of `data_config.type` at scale `sf` (imported on first use)."""
     kind = data_config.type
     if kind not in DEGRADATIONS:
-        raise ValueError(f"unknown data type {kind!r} ({', '.join(DEGRADATIONS)})")
+        raise DataError(f"data.train.type: unknown {kind!r} ({', '.join(DEGRADATIONS)})")
     module, name = DEGRADATIONS[kind].split(":")
     cls = getattr(importlib.import_module(module), name)
     return cls(dict(data_config.get("params") or {}), int(sf), int(data_config.gt_size))

@@ -23,7 +23,7 @@ from absl import logging
 from resshift_jax import image_io
 from resshift_jax.data.degradations import degradation_for
 from resshift_jax.data.lama_aug import lama_distortions
-from resshift_jax.data.sources import make_source
+from resshift_jax.data.sources import DataError, make_source
 
 MAX_RETRIES = 16
 
@@ -55,12 +55,17 @@ def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarra
 def prepare_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
     """The HQ training image: `transform_type` "lama_distortions" (the reference's
     inpaint_imagenet augmentation) or the default flip/crop/resize (`crop_hq`)."""
-    transform = data_config.get("transform_type", "crop")
-    if transform == "lama_distortions":
+    if transform_of(data_config) == "lama_distortions":
         return lama_distortions(img, rng, int(data_config.gt_size))
-    if transform != "crop":
-        raise ValueError(f"unknown data.train.transform_type {transform!r} (crop, lama_distortions)")
     return crop_hq(img, data_config, rng)
+
+
+def transform_of(data_config) -> str:
+    """`data_config.transform_type`, checked: "crop" (the default) or "lama_distortions"."""
+    transform = data_config.get("transform_type", "crop")
+    if transform not in ("crop", "lama_distortions"):
+        raise DataError(f"data.train.transform_type: unknown {transform!r} (crop, lama_distortions)")
+    return transform
 
 
 class TrainIterator:
@@ -68,6 +73,7 @@ class TrainIterator:
                  process_index: int = 0, process_count: int = 1,
                  degradation: Optional[Callable] = None, source=None):
         self.config, self.seed = data_config, int(seed)
+        transform_of(data_config)
         self.source = source if source is not None else make_source(data_config.sources)
         self.degrade = degradation or degradation_for(data_config, sf)
         self.per_host, self.p, self.processes = per_host_batch, process_index, process_count
@@ -102,7 +108,7 @@ class TrainIterator:
                     self._logged.add(index)
                     logging.warning("training data: skipped %s", err)
         else:
-            raise RuntimeError(f"{MAX_RETRIES} unreadable images in a row near position "
+            raise DataError(f"{MAX_RETRIES} unreadable images in a row near position "
                                f"{position}, the last: {last}")
         out = self.degrade(prepare_hq(img, self.config, rng), rng)
         return {k: v * 2.0 - 1.0 for k, v in out.items()}, attempt  # mask: {-1, 1}

@@ -19,6 +19,11 @@ def _to_uint8_rgb(rgb01: np.ndarray) -> np.ndarray:
     return np.round(np.clip(rgb01, 0, 1) * 255).astype(np.uint8)
 
 
+class DataError(ValueError):
+    """Training data that cannot be used (no such folder, no images, an unknown source or
+    transform, only unreadable files); the message names it."""
+
+
 class FileSource:
     """Image files from a folder (recursive, extension filter) or a text file of paths."""
 
@@ -29,7 +34,7 @@ class FileSource:
     def folder(cls, root, exts=None):
         root = pathlib.Path(root)
         if not root.is_dir():
-            raise FileNotFoundError(f"{root}: image folder does not exist")
+            raise DataError(f"{root}: image folder does not exist")
         paths = image_io.list_images(root)
         if exts:
             paths = [p for p in paths if p.suffix.lower().lstrip(".") in {e.lower() for e in exts}]
@@ -39,7 +44,7 @@ class FileSource:
     def text_list(cls, path):
         path = pathlib.Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: path list does not exist")
+            raise DataError(f"{path}: path list does not exist")
         lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
         return cls([path.parent / ln for ln in lines], str(path))
 
@@ -106,7 +111,7 @@ class Concat:
         self.sources = sources
         self.offsets = np.cumsum([0] + [len(s) for s in sources]).tolist()
         if self.offsets[-1] == 0:
-            raise ValueError("no training images in " + ", ".join(s.origin for s in sources))
+            raise DataError("no training images in " + ", ".join(s.origin for s in sources))
 
     def __len__(self):
         return self.offsets[-1]
@@ -132,5 +137,5 @@ def make_source(specs) -> Concat:
         elif kind == "skimage":
             built.append(SkimageSource(spec["names"]))
         else:
-            raise ValueError(f"unknown data source type {kind!r} (folder, txt, tfds, skimage)")
+            raise DataError(f"unknown data source type {kind!r} (folder, txt, tfds, skimage)")
     return Concat(built)

@@ -1,7 +1,10 @@
 """Orbax checkpoints of the train state plus the data iterator's position (async, keep K).
 
 A checkpoint is written atomically by orbax (a temporary folder renamed when complete), so
-a run killed mid-save resumes from the previous one.
+a run killed mid-save resumes from the previous one. On resume, a checkpoint made by
+another model or config is refused in one line naming the first differing array; one that
+cannot be read (damaged on disk) is moved to `unreadable_checkpoints/` beside the folder,
+never deleted, and the newest readable one before it is taken.
 """
 import pathlib
 import signal
@@ -10,6 +13,23 @@ from typing import Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+from jax.experimental import multihost_utils
+
+
+class CheckpointMismatch(ValueError):
+    """The workdir's checkpoints do not fit this config, or none of them can be read."""
+
+
+def _line(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split())
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _name(path) -> str:
+    """A tree path as orbax names the array ("opt_state.0.mu.conv.kernel")."""
+    return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
 class Checkpointer:
@@ -17,7 +37,9 @@ class Checkpointer:
         self.directory = pathlib.Path(directory).absolute()
         self.manager = ocp.CheckpointManager(
             self.directory, options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, enable_async_checkpointing=async_save, create=True))
+                max_to_keep=keep, enable_async_checkpointing=async_save, create=True),
+            item_handlers={"state": ocp.StandardCheckpointHandler(),
+                           "data": ocp.JsonCheckpointHandler()})
 
     def latest_step(self) -> Optional[int]:
         return self.manager.latest_step()
@@ -26,19 +48,70 @@ class Checkpointer:
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=force)
 
+    def mismatch(self, step: int, abstract) -> Optional[str]:
+        """How the arrays saved at `step` differ from `abstract`'s (names, shapes), or None."""
+        saved = {leaf.name: tuple(leaf.shape) for leaf in
+                 jax.tree.leaves(self.manager.item_metadata(step)["state"])}
+        if not saved:
+            raise ValueError("its array metadata cannot be read")
+        wanted = {_name(path): tuple(leaf.shape) for path, leaf in
+                  jax.tree_util.tree_flatten_with_path(abstract)[0]}
+        problems = [f"{name} is {saved[name]} there, {shape} here" for name, shape in
+                    wanted.items() if name in saved and saved[name] != shape]
+        problems += [f"{name} is missing there" for name in wanted if name not in saved]
+        problems += [f"{name} is not in this config" for name in saved if name not in wanted]
+        if not problems:
+            return None
+        more = f" (and {len(problems) - 1} more differences)" if len(problems) > 1 else ""
+        return problems[0] + more
+
     def restore_latest(self, target) -> Optional[Tuple[object, dict]]:
-        """(state shaped and sharded like `target`, data state) of the latest save, or None.
+        """(state shaped and sharded like `target`, data state) of the newest readable save,
+        or None when there is none; `CheckpointMismatch` when it was made by another config.
 
         `target` holds arrays or jax.ShapeDtypeStructs with shardings; each host reads only
         its shards, so a replicated save restores into FSDP shardings and back.
         """
-        step = self.manager.latest_step()
-        if step is None:
-            return None
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
-        return restored.state, restored.data
+        unreadable = {}
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                problem = self.mismatch(step, abstract)
+                if problem is None:
+                    restored = self.manager.restore(step, args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+            except Exception as err:  # noqa: BLE001 -- damaged on disk: try the one before
+                unreadable[step] = _line(err)
+                continue
+            if problem is not None:
+                raise CheckpointMismatch(
+                    f"{self.directory / str(step)} was made by another model or config: "
+                    f"{problem}; train with the config that made it, or give another --workdir")
+            self._set_aside(unreadable)
+            return restored.state, restored.data
+        if unreadable:
+            newest = max(unreadable)
+            raise CheckpointMismatch(f"{self.directory}: no checkpoint can be read (step {newest}: "
+                                     f"{unreadable[newest]})")
+        return None
+
+    def _set_aside(self, unreadable: dict) -> None:
+        """Move the unreadable checkpoints to `unreadable_checkpoints/` (process 0), so that
+        training can save those steps again."""
+        if not unreadable:
+            return
+        aside = self.directory.parent / "unreadable_checkpoints"
+        if jax.process_index() == 0:
+            aside.mkdir(exist_ok=True)
+            for step, reason in sorted(unreadable.items()):
+                target = aside / str(step)
+                while target.exists():
+                    target = target.with_name(target.name + "_")
+                (self.directory / str(step)).rename(target)
+                logging.warning("checkpoint %d cannot be read (%s): moved to %s", step, reason, target)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("unreadable checkpoints set aside")
+        self.manager.reload()
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
@@ -48,24 +121,39 @@ class Checkpointer:
 
 
 class StopFlag:
-    """Set by SIGTERM (preemption): the loop saves a checkpoint and exits at the next step."""
+    """Set by SIGTERM (preemption) or a first Ctrl-C: the loop saves a checkpoint and exits
+    at the next step (`signum` says which); a second Ctrl-C stops at once."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self.event = threading.Event()
-        self._previous = None
+        self.signum: Optional[int] = None
+        self._previous = {}
 
     def __call__(self, signum=None, frame=None) -> None:
+        if signum == signal.SIGINT and self.event.is_set():
+            raise KeyboardInterrupt
+        if signum == signal.SIGINT:
+            logging.warning("Ctrl-C: saving a checkpoint after this step, then stopping "
+                            "(Ctrl-C again: stop at once, losing the steps since the last save)")
+        self.signum = signum
         self.event.set()
 
     def install(self) -> "StopFlag":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self)
+            self._previous = {sig: signal.signal(sig, self) for sig in self.SIGNALS}
         return self
 
     def uninstall(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
 
     @property
     def stop(self) -> bool:
         return self.event.is_set()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else "stop requested"

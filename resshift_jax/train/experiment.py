@@ -25,6 +25,28 @@ class SetupError(ValueError):
 
 
 INITS = ("reference", "flax")
+LR_SCHEDULES = (None, "", "cosin")  # the reference's: constant after warm-up, or cosine ("cosin")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_train_config(tc) -> None:
+    """Refuse `config.train` settings that cannot train (SetupError), before anything is built."""
+    for name in ("batch", "iterations", "lr", "save_freq", "log_freq", "val_freq",
+                 "keep_checkpoints"):
+        if tc.get(name) is not None and tc[name] <= 0:
+            raise SetupError(f"train.{name}={tc[name]}: must be positive")
+    if tc.get("warmup_iterations", 0) < 0:
+        raise SetupError(f"train.warmup_iterations={tc.warmup_iterations}: must be at least 0")
+    if tc.get("lr_schedule") not in LR_SCHEDULES:
+        raise SetupError(f"train.lr_schedule={tc.lr_schedule!r}: give None (constant after the "
+                         "warm-up) or 'cosin' (cosine annealing to lr_min; the reference's spelling)")
+    if tc.get("lr_schedule") == "cosin" and not 0 <= tc.lr_min <= tc.lr:
+        raise SetupError(f"train.lr_min={tc.lr_min}: must be in 0..train.lr ({tc.lr})")
+    if tc.get("compute_dtype", "float32") not in COMPUTE_DTYPES:
+        raise SetupError(f"train.compute_dtype={tc.compute_dtype!r}: give one of "
+                         f"{', '.join(COMPUTE_DTYPES)}")
+    if not 0 <= tc.get("ema_rate", 0) <= 1:
+        raise SetupError(f"train.ema_rate={tc.ema_rate}: must be in 0..1")
 
 
 def init_unet_params(config, restorer: Restorer, key, weights_dir: str = "weights"):

@@ -168,7 +168,7 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
                 if images is not None:
                     writer.write_images(step, {"val/lq_sr_gt": images})
             if stop.stop:
-                logging.warning("SIGTERM: saved step %d, exiting", step)
+                logging.warning("%s: saved step %d, exiting", stop.name, step)
                 break
     finally:
         batches.close()
