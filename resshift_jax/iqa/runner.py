@@ -25,11 +25,16 @@ class Report:
     problems: list = dataclasses.field(default_factory=list)  # one line per skipped file
 
     def means(self) -> dict:
-        """Mean per metric over the scored images (inf PSNRs of identical pairs excluded)."""
+        """Mean per metric over the finite scores (inf PSNRs of identical pairs excluded);
+        inf where every score is (all pairs identical), nan where none was scored."""
         out = {}
         for m in self.metrics:
-            values = [r[m] for r in self.rows if math.isfinite(r[m])]
-            out[m] = float(np.mean(values)) if values else float("nan")
+            values = [r[m] for r in self.rows]
+            finite = [v for v in values if math.isfinite(v)]
+            if finite:
+                out[m] = float(np.mean(finite))
+            else:
+                out[m] = math.inf if math.inf in values else math.nan
         return out
 
 
@@ -98,8 +103,15 @@ def write_csv(report: Report, path) -> None:
         writer.writerows(report.rows)
 
 
+def _json_number(value: float):
+    """A finite score as is; inf, -inf and nan as those strings (JSON has no such numbers)."""
+    return value if math.isfinite(value) else str(value)
+
+
 def write_json(report: Report, path) -> None:
-    payload = {"metrics": report.metrics, "means": report.means(), "images": report.rows,
+    means = {m: _json_number(v) for m, v in report.means().items()}
+    rows = [{k: v if k == "name" else _json_number(v) for k, v in r.items()} for r in report.rows]
+    payload = {"metrics": report.metrics, "means": means, "images": rows,
                "problems": report.problems}
     with open(path, "w") as f:
-        json.dump(payload, f, indent=1, allow_nan=True)
+        json.dump(payload, f, indent=1, allow_nan=False)
