@@ -130,3 +130,39 @@ def test_face_image_smaller_than_its_scale_factor_is_one_clear_line(tmp_path, ca
     assert rc == 1 and err.startswith(f"failed: {photos / 'tiny.png'}: ValueError: 2x1 px is "
                                       "too small for the face degradation") and err.count("\n") == 1
     assert out.startswith("1 pairs written") and (tmp_path / "o" / "lq" / "a.png").exists()
+
+
+def test_unusable_arguments_are_one_line_and_status_2_before_any_image(tmp_path, capsys):
+    photos = _small_photos(tmp_path / "photos")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "broken.py").write_text("def get_config(:\n")
+    (tmp_path / "no_data.py").write_text("import ml_collections\ndef get_config():\n"
+                                         "    return ml_collections.ConfigDict({'sf': 4})\n")
+    inside = _small_photos(tmp_path / "set" / "gt" / "sub")
+    face = ["--face", "--gt", str(photos), "--out"]
+    cases = {
+        "a_file: the --out folder is a file": face + [str(tmp_path / "a_file")],
+        "--num -1: give 0": face + [str(tmp_path / "o"), "--num", "-1"],
+        "--seed -5: give 0": face + [str(tmp_path / "o"), "--seed", "-5"],
+        "nowhere: --gt does not exist": ["--face", "--gt", str(tmp_path / "nowhere"),
+                                         "--out", str(tmp_path / "o")],
+        "--out may not be the --gt folder": face + [str(photos)],
+        "inside --out's gt/ folder": ["--face", "--gt", str(inside), "--out",
+                                      str(tmp_path / "set")],
+        "empty: no images in --gt": ["--face", "--gt", str(tmp_path / "empty"),
+                                     "--out", str(tmp_path / "o")],
+        "--config is needed": ["--gt", str(photos), "--out", str(tmp_path / "o")],
+        "missing.py": ["--config", str(tmp_path / "missing.py"), "--gt", str(photos),
+                       "--out", str(tmp_path / "o")],
+        "broken.py": ["--config", str(tmp_path / "broken.py"), "--gt", str(photos),
+                      "--out", str(tmp_path / "o")],
+        "no usable data.train": ["--config", str(tmp_path / "no_data.py"), "--gt", str(photos),
+                                 "--out", str(tmp_path / "o")],
+    }
+    for message, argv in cases.items():
+        rc = make_testset.main(argv)
+        out, err = capsys.readouterr()
+        assert rc == 2 and out == "" and err.count("\n") == 1, (message, err)
+        assert err.startswith("error: ") and message in err, (message, err)
+    assert not (tmp_path / "o").exists()

@@ -17,7 +17,9 @@ the same bytes. Writes OUT/gt/NAME.png and OUT/lq/NAME.png; results already ther
 (a rerun writes only the missing ones, the same bytes) unless `--overwrite`. A file that fails
 (unreadable, two inputs with one output name, a failed write) is reported in one line,
 `failed: FILE: reason`, and the rest are written; a summary line counts them, and the exit
-status is then 1.
+status is then 1. Unusable arguments (a negative --num or --seed, a bad config, a missing or
+empty --gt, an --out that is a file, cannot be written or holds --gt) stop it before any image
+is made, in one line with status 2.
 """
 import argparse
 import dataclasses
@@ -29,6 +31,7 @@ import cv2
 import numpy as np
 
 from resshift_jax import config_file
+from resshift_jax.folders import FolderError, check_writable
 from resshift_jax.data import kernels
 from resshift_jax.data.face import opencv_jpeg
 from resshift_jax.image_io import ImageReadError, error_line, list_images, read_image, write_png
@@ -124,6 +127,8 @@ class Summary:
 
 def _inputs(gt_dir: Path, out_dir: Path) -> list:
     """The GT files, none from OUT/gt or OUT/lq (results are never inputs, nor replace one)."""
+    if not gt_dir.exists():
+        raise TestsetError(f"{gt_dir}: --gt does not exist")
     gt_abs, out_abs = gt_dir.resolve(), out_dir.resolve()
     if gt_abs == out_abs:
         raise TestsetError(f"{gt_dir}: --out may not be the --gt folder")
@@ -131,27 +136,54 @@ def _inputs(gt_dir: Path, out_dir: Path) -> list:
         if out_abs / sub == gt_abs or out_abs / sub in gt_abs.parents:
             raise TestsetError(f"{gt_dir}: --gt is inside --out's {sub}/ folder, whose results "
                                "would replace its images; give another --out")
-    return [f for f in list_images(gt_dir)
-            if not {out_abs / "gt", out_abs / "lq"} & {f.parent.resolve(), *f.parent.resolve().parents}]
+    try:
+        files = list_images(gt_dir)
+    except ImageReadError as err:
+        raise TestsetError(f"--gt {err}") from None
+    files = [f for f in files
+             if not {out_abs / "gt", out_abs / "lq"} & {f.parent.resolve(), *f.parent.resolve().parents}]
+    if not files:
+        raise TestsetError(f"{gt_dir}: no images in --gt (none outside --out's gt/ and lq/)")
+    return files
+
+
+def _check_out(out_dir: Path) -> None:
+    """OUT, OUT/gt and OUT/lq: folders that can be written (made if missing)."""
+    check_writable(out_dir, "--out folder")
+    for sub in ("gt", "lq"):
+        check_writable(out_dir / sub, f"--out folder's {sub}/")
+
+
+def _degradation(config, imagenet_test_params: bool) -> tuple:
+    """(degradation, gt_size) of the config's data.train; TestsetError if it has none."""
+    from resshift_jax.data.degradations import degradation_for
+    try:
+        data = config.data.train
+        if imagenet_test_params:
+            data = data.copy_and_resolve_references()
+            data.params = dict(IMAGENET_TEST_PARAMS)
+        return degradation_for(data, config.sf), int(data.gt_size)
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise TestsetError(f"--config: no usable data.train degradation and sf "
+                           f"({error_line(err)})") from None
 
 
 def make_testset(gt_dir, out_dir, *, seed: int, config=None, face: bool = False,
                  num: int = 0, imagenet_test_params: bool = False,
                  overwrite: bool = False) -> Summary:
     """Write OUT/gt and OUT/lq: existing results are kept unless `overwrite`; a file that
-    fails (unreadable, or its result not written) is a line of the summary's failures."""
+    fails (unreadable, or its result not written) is a line of the summary's failures.
+    Unusable arguments raise TestsetError or FolderError before any image is made."""
+    if seed < 0:
+        raise TestsetError(f"--seed {seed}: give 0 or more")
+    if num < 0:
+        raise TestsetError(f"--num {num}: give 0 (all) or more")
     gt_dir, out_dir = Path(gt_dir), Path(out_dir)
     files = _inputs(gt_dir, out_dir)
+    degradation, gt_size = (None, 0) if face else _degradation(config, imagenet_test_params)
+    _check_out(out_dir)
     files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
     files = files[:num] if num else files
-    degradation, gt_size = None, 0
-    if not face:
-        from resshift_jax.data.degradations import degradation_for
-        data = config.data.train
-        if imagenet_test_params:
-            data = data.copy_and_resolve_references()
-            data.params = dict(IMAGENET_TEST_PARAMS)
-        degradation, gt_size = degradation_for(data, config.sf), int(data.gt_size)
     summary, owner = Summary(), {}
     base = gt_dir if gt_dir.is_dir() else gt_dir.parent
     for rank, path in enumerate(files):
@@ -196,15 +228,16 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true",
                    help="replace results already in OUT (default: keep them)")
     args = p.parse_args(argv)
-    if not args.face and not args.config:
-        sys.exit("error: --config is needed (or --face)")
     try:
+        if not args.face and not args.config:
+            raise TestsetError("--config is needed (or --face)")
         config = config_file.load(args.config) if args.config else None
         summary = make_testset(args.gt, args.out, seed=args.seed, config=config, face=args.face,
                                num=args.num, imagenet_test_params=args.imagenet_test_params,
                                overwrite=args.overwrite)
-    except (config_file.ConfigError, TestsetError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
+    except (config_file.ConfigError, TestsetError, FolderError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for line in summary.failures:
         print(f"failed: {line}", file=sys.stderr)
     print(summary.line(args.out))
