@@ -132,8 +132,8 @@ def _identical_folders(tmp_path):
 
 
 def _one_line_status_2(argv, capsys):
-    rc = evaluate.main(argv + ["--metrics", "psnr", "--no_progress"]) if "--metrics" not in argv \
-        else evaluate.main(argv + ["--no_progress"])
+    metrics = [] if "--metrics" in argv else ["--metrics", "psnr"]
+    rc = evaluate.main(argv + metrics + ["--no_progress"])
     out, err = capsys.readouterr()
     assert rc == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1, err
     return err
