@@ -12,6 +12,7 @@ programs take; `resshift_jax.exported` loads the folder and restores images with
 numpy alone (docs/export.md).
 """
 import json
+import math
 import pathlib
 import sys
 from typing import Sequence
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from resshift_jax import folders
 from resshift_jax.sampling import Restorer, restore
 
 FORMAT = 1
@@ -105,6 +107,42 @@ def write_export(out_dir, restorer: Restorer, params: dict, *, size: int,
     return path
 
 
+def size_multiple(config) -> int:
+    """What the LQ tile size must be a multiple of: the autoencoder's downsampling times the
+    UNet's (its levels' strides and Swin windows), over the scale factor."""
+    model = config.model
+    autoencoder = config.get("autoencoder")
+    vq_factor = 2 ** (len(autoencoder.params.ddconfig.ch_mult) - 1) if autoencoder else 1
+    levels, window = len(model.channel_mult), int(model.get("window_size", 8))
+    unet = 2 ** (levels - 1)
+    for level in range(levels):
+        nominal = int(model.image_size) // 2 ** level
+        if nominal in model.attention_resolutions or level == levels - 1:
+            unet = math.lcm(unet, 2 ** level * min(window, nominal))
+    latent = vq_factor * unet
+    lq_path = max(int(model.get("lq_size", model.image_size)) // int(model.image_size), 1)
+    return math.lcm(latent // math.gcd(latent, int(config.sf)), lq_path)
+
+
+def previous_export(out: pathlib.Path, overwrite: bool) -> list:
+    """The files of an earlier export in `out` (made if missing) that `--overwrite` replaces;
+    ValueError when `out` is a file or read-only, or holds files and `overwrite` is off or
+    they are not an export's."""
+    folders.check_writable(out, "--out folder")
+    if not any(out.iterdir()):
+        return []
+    if not overwrite:
+        raise ValueError(f"--out {out}: the folder is not empty; give a new or empty folder, "
+                         "or --overwrite to replace an earlier export in it")
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+        names = [*manifest["programs"].values(), manifest["weights"], MANIFEST]
+        return [out / name for name in names if pathlib.Path(name).name == name]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(f"--out {out}: holds no earlier export (no readable {MANIFEST}); "
+                         "--overwrite replaces only an export's files") from None
+
+
 def _ints(text: str, flag: str) -> list:
     try:
         values = [int(v) for v in text.split(",")]
@@ -115,21 +153,35 @@ def _ints(text: str, flag: str) -> list:
     return values
 
 
+def check_tiles(size: int, stride: int, multiple: int) -> None:
+    """ValueError unless `size` is a positive multiple of `multiple` and 0 < stride <= size."""
+    if size < 1 or size % multiple:
+        raise ValueError(f"--size {size}: this model needs a positive multiple of {multiple} "
+                         "(its autoencoder's and UNet's downsampling)")
+    if not 0 < stride <= size:
+        raise ValueError(f"--stride {stride}: need 0 < stride <= size ({size})")
+
+
 def main(argv):
     del argv
-    from absl import flags
+    from absl import flags, logging
     from resshift_jax import builder, releases
     from resshift_jax.weights import CheckpointError, WeightsError
     f = flags.FLAGS
+    if not f["verbosity"].present:  # no log line of JAX's backend probing
+        logging.set_verbosity(logging.WARNING)
     platforms = [p.strip() for p in f.platforms.split(",")]
     unknown = sorted(set(platforms) - {"cpu", "cuda", "rocm", "tpu"})
     try:
         if unknown:
             raise ValueError(f"--platforms: unknown {unknown} (cpu, cuda, rocm, tpu)")
         batch_sizes = _ints(f.batch_sizes, "batch_sizes")
+        stale = previous_export(pathlib.Path(f.out), f.overwrite)
         config = f.config or releases.release(f.task, f.version).get_config()
         dtype = f.dtype or config.sample.compute_dtype
-        size = f.size or int(config.model.lq_size)
+        size = int(config.model.lq_size) if f.size is None else f.size
+        stride = size - size // 8 if f.stride is None else f.stride
+        check_tiles(size, stride, size_multiple(config))
         needs_mask = bool(config.model.get("cond_mask", False))
         restorer, params = builder.build_restorer(
             config, dtype=getattr(jnp, dtype), unet_ckpt=f.unet_ckpt, vq_ckpt=f.vq_ckpt,
@@ -138,8 +190,12 @@ def main(argv):
         path = write_export(
             f.out, restorer, params, size=size, batch_sizes=batch_sizes, platforms=platforms,
             has_mask=needs_mask, mask_back=bool(config.sample.get("mask_back", needs_mask)),
-            stride=f.stride or size - size // 8, blend=config.sample.blend,
+            stride=stride, blend=config.sample.blend,
             seed=int(config.sample.seed), dtype=dtype, source=source)
+        written = {path, path.parent / WEIGHTS,
+                   *(path.parent / program_name(b) for b in batch_sizes)}
+        for old in set(stale) - written:
+            old.unlink(missing_ok=True)
     except (ValueError, CheckpointError, WeightsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -155,7 +211,9 @@ def define_flags():
                                    "--task/--version", lock_config=False)
     flags.DEFINE_enum("task", "realsr", list(releases.TASKS), "released task")
     flags.DEFINE_enum("version", "v3", list(releases.REALSR_VERSIONS), "realsr release")
-    flags.DEFINE_string("out", None, "output folder", required=True)
+    flags.DEFINE_string("out", None, "output folder, new or empty", required=True)
+    flags.DEFINE_boolean("overwrite", False, "replace an earlier export in --out (only the "
+                         "files its manifest lists)")
     flags.DEFINE_string("platforms", "cpu,cuda,tpu", "comma-separated: cpu, cuda, rocm, tpu")
     flags.DEFINE_string("batch_sizes", "1,8", "one program per batch size")
     flags.DEFINE_integer("size", None, "LQ tile size in pixels (default the config's lq_size)")

@@ -87,3 +87,39 @@ def test_loader_imports_no_model_code():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.stdout.split() == ["['resshift_jax',", "'resshift_jax.exported',",
                                    "'resshift_jax.tiling']"], proc.stderr
+
+
+def test_overwrite_replaces_only_an_earlier_export(tmp_path):
+    assert export(tmp_path, "--platforms", "cpu", "--batch_sizes", "1,2").returncode == 0
+    (tmp_path / "notes.txt").write_text("mine")
+    refused = export(tmp_path, "--platforms", "cpu", "--batch_sizes", "1")
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr.strip().splitlines()[-1]
+    assert (tmp_path / "restore_b2.jaxexport").exists()
+    proc = export(tmp_path, "--platforms", "cpu", "--batch_sizes", "1", "--overwrite")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "tpu" not in proc.stderr  # no log line of the backend probing
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "manifest.json", "notes.txt", "restore_b1.jaxexport", "weights.safetensors"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--size", "33"), "--size 33: this model needs a positive multiple of 32"),
+    (("--size", "0"), "--size 0: this model needs a positive multiple of 32"),
+    (("--size", "-32"), "--size -32: this model needs a positive multiple of 32"),
+    (("--stride", "0"), "--stride 0: need 0 < stride <= size (32)"),
+])
+def test_bad_tiles_stop_before_work(tmp_path, flags, message):
+    proc = export(tmp_path / "out", *flags)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}")
+    assert proc.stderr.count("\n") == 1
+
+
+def test_bad_out_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    proc = export(tmp_path, "--overwrite")
+    assert proc.returncode == 2 and "holds no earlier export" in proc.stderr
+    assert (tmp_path / "afile").read_text() == "mine"
+    for out in (tmp_path / "afile", tmp_path / "afile" / "x"):
+        proc = export(out)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"error: {out}"), proc.stderr
+        assert proc.stderr.count("\n") == 1
