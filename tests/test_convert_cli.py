@@ -52,3 +52,30 @@ def test_bad_arch_file_is_one_line(parity_dir, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and str(arch) in err and problem in err, err
         assert not out.exists()
+
+
+def test_existing_sidecar_is_not_replaced(parity_dir, tmp_path, capsys):
+    out = tmp_path / "vq.safetensors"
+    out.with_suffix(".json").write_text("mine")
+    with pytest.raises(SystemExit) as stop:
+        main([str(parity_dir / "vq_f4_tiny.pth"), str(out), "--kind", "vq",
+              "--config", "configs/tiny_test.py"])
+    assert stop.value.code == 2 and "vq.json: exists" in capsys.readouterr().err
+    assert out.with_suffix(".json").read_text() == "mine" and not out.exists()
+
+
+def test_missing_folder_or_truncated_source_is_one_line(parity_dir, tmp_path, capsys):
+    for src, problem in ((tmp_path / "nothere.pth", "no such file"),
+                         (tmp_path, "is a folder")):
+        with pytest.raises(SystemExit) as stop:
+            main([str(src), str(tmp_path / "out.safetensors"), "--kind", "vq",
+                  "--config", "configs/tiny_test.py"])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert stop.value.code == 2 and f"{src}: {problem}" in err, err
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes((parity_dir / "vq_f4_tiny.pth").read_bytes()[:20000])
+    assert main([str(truncated), str(tmp_path / "out.safetensors"), "--kind", "vq",
+                 "--config", "configs/tiny_test.py"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {truncated}: truncated, not a complete zip archive (no central "
+                   "directory); fetch or copy it again")

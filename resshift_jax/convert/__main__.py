@@ -47,14 +47,20 @@ def main(argv=None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="configs/*.py giving the architecture")
     source.add_argument("--arch", help="JSON file with the reference's architecture params")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dst")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing dst and its .json")
     args = parser.parse_args(argv)
 
     dst = pathlib.Path(args.dst)
     if dst.suffix != ".safetensors":
         parser.error(f"{dst}: output must end in .safetensors")
-    if dst.exists() and not args.overwrite:
-        parser.error(f"{dst}: exists; pass --overwrite to replace it")
+    for path in (dst, dst.with_suffix(".json")):
+        if path.exists() and not args.overwrite:
+            parser.error(f"{path}: exists; pass --overwrite to replace it")
+    if pathlib.Path(args.src).is_dir():
+        parser.error(f"{args.src}: is a folder; give the .pth file")
+    if not pathlib.Path(args.src).is_file():
+        parser.error(f"{args.src}: no such file")
     try:
         arch = (arch_from_config(args.config, args.kind) if args.config
                 else arch_from_json(args.arch))

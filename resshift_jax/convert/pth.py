@@ -172,19 +172,33 @@ def _unwrap(obj, path: str) -> dict:
     return out
 
 
+def _starts_as_zip(path: str) -> bool:
+    """Whether the file begins with a zip entry header (torch.save's format since 1.6)."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
 def load_state_dict(path) -> dict:
     """Return the checkpoint's tensors as numpy arrays keyed by state-dict name."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such file")
     try:
         if zipfile.is_zipfile(path):
             obj = _load_zip(path)
+        elif _starts_as_zip(path):
+            raise CheckpointError(f"{path}: truncated, not a complete zip archive (no central "
+                                  "directory); fetch or copy it again")
         else:
             obj = _load_legacy(path)
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, struct.error,
+    except EOFError:
+        raise CheckpointError(f"{path}: truncated (ends inside the checkpoint); fetch or copy "
+                              "it again") from None
+    except (pickle.UnpicklingError, KeyError, ValueError, struct.error,
             zipfile.BadZipFile, IndexError, TypeError, AttributeError) as e:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
     return _unwrap(obj, path)
