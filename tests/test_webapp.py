@@ -1,11 +1,17 @@
 """The web demo's request function on the tiny fixture models: a good image, a corrupt
 upload, a mask of the wrong size; the engine keeps serving after each failure."""
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from configs import tiny_inpaint_test, tiny_test
 from resshift_jax import webapp
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +57,26 @@ def test_mask_of_the_wrong_size_is_refused_before_any_work(engine, tmp_path):
         engine.restore(webapp.Request(image=photo, task="tiny inpaint", mask=str(mask)))
     with pytest.raises(webapp.RequestError, match="paint it over the image, or upload a mask"):
         engine.restore(webapp.Request(image=photo, task="tiny inpaint"))
+
+
+def app(*flags, **kwargs):
+    return subprocess.run([sys.executable, "app.py", *flags], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, **kwargs)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--port", "-1"), "--port=-1: -1 is not an integer in the range [0, 65535]"),
+    (("--port", "70000"), "--port=70000: 70000 is not an integer in the range [0, 65535]"),
+    (("--max_upload_mb", "-1"), "--max_upload_mb=-1: -1 is not a positive integer"),
+    (("--cache_models", "0"), "--cache_models=0: 0 is not a positive integer"),
+    (("--max_output_megapixels", "0"), "--max_output_megapixels must be positive"),
+    (("--unet_ckpt", "v3"), "--unet_ckpt is for your own model: give its --config too"),
+    (("--config", "configs/tiny_test.py", "--unet_ckpt", "{T}/nothere.pth"),
+     "--unet_ckpt {T}/nothere.pth: no such file or folder (nor a released name: vqgan"),
+    (("--compilation_cache", "{T}/afile"), "{T}/afile: the --compilation_cache folder is a file"),
+])
+def test_app_argument_problems_are_one_line_before_any_work(tmp_path, flags, message):
+    (tmp_path / "afile").write_text("mine")
+    proc = app(*(flag.replace("{T}", str(tmp_path)) for flag in flags))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert message.replace("{T}", str(tmp_path)) in proc.stderr

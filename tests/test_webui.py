@@ -7,7 +7,10 @@ side is told HF_HUB_OFFLINE: huggingface_hub 2.4's request headers fetch a regis
 the Hub once per process otherwise.)
 """
 import os
+import pathlib
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -137,3 +140,18 @@ def test_restore_is_the_only_api_endpoint(page):
     for name in ("/on_upload", "/on_model", "/lambda"):
         with pytest.raises(ValueError, match="Cannot find a function"):
             client.predict(None, "tiny", None, api_name=name)
+
+
+def test_app_on_a_taken_port_is_one_line(tmp_path):
+    app = pathlib.Path(__file__).resolve().parents[1] / "app.py"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, str(app), "--config", "configs/tiny_test.py", "--released=false",
+             "--port", str(port)], cwd=app.parent, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 2 and proc.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: the port is taken or the host is not an "
+        "address of this machine\n")
