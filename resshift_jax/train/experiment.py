@@ -65,7 +65,7 @@ def init_unet_params(config, restorer: Restorer, key, weights_dir: str = "weight
     from resshift_jax.models.unet import example_inputs, init_params
     if init == "flax":
         return jax.jit(restorer.unet.init)(key, *example_inputs(restorer.unet))["params"]
-    return jax.jit(lambda k: init_params(restorer.unet, k))(key)
+    return init_params(restorer.unet, key)
 
 
 def load_frozen(config, restorer: Restorer, weights_dir: str = "weights") -> dict:
