@@ -1,6 +1,7 @@
 """The sharded train loop on a toy regression: learning, 8 vs 1 device, resume, faults."""
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -239,6 +240,22 @@ def test_unreadable_checkpoint_is_set_aside_and_the_one_before_resumed(tmp_path)
     assert (tmp_path / "damaged" / "unreadable_checkpoints" / "20" / "state").is_dir()
     assert Checkpointer(tmp_path / "damaged" / "checkpoints").manager.all_steps() == [20, 30]
     np.testing.assert_array_equal(state.params["w"], whole.params["w"])
+
+
+def test_truncated_array_file_is_one_warning_not_tracebacks(tmp_path, monkeypatch):
+    """A damaged data file fails one of orbax's concurrent reads; the reads still in flight
+    must not each print a traceback ("Event loop is closed", as unraisable exceptions, which
+    Python prints and pytest turns into warnings) around the one warning."""
+    constant_lr = dict(lr_schedule=None)
+    run(tmp_path, toy_config(iterations=20, **constant_lr))
+    data = max((tmp_path / "checkpoints" / "20" / "state" / "d").iterdir(),
+               key=lambda p: p.stat().st_size)
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(repr(u.exc_value)))
+    state, _ = run(tmp_path, toy_config(iterations=30, **constant_lr))
+    assert int(state.step) == 30 and (tmp_path / "unreadable_checkpoints" / "20").is_dir()
+    assert not unraisable, unraisable
 
 
 def test_no_readable_checkpoint_is_an_error(tmp_path):
