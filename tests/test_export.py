@@ -123,3 +123,41 @@ def test_bad_out_is_one_line(tmp_path):
         proc = export(out)
         assert proc.returncode == 2 and proc.stderr.startswith(f"error: {out}"), proc.stderr
         assert proc.stderr.count("\n") == 1
+
+
+# one config per distinct input of the size rule (realsr_v3 stands for v1, bicsr, sinsr_v1;
+# inpaint_face for inpaint_imagenet: the same levels, windows, autoencoder, scale and LQ size)
+SIZE_RULE_CONFIGS = ("realsr_v3", "realsr_x2", "faceir", "inpaint_face", "demo", "tiny_test",
+                     "tiny_inpaint_test")
+
+
+@pytest.mark.parametrize("name", SIZE_RULE_CONFIGS)
+def test_size_multiple_is_exactly_what_the_chain_accepts(name):
+    """`size_multiple`, derived from the architecture, against the traced chain of every
+    architecture (shapes only): m gives an sf-times-larger output, m/2 and 3m/2 fail to trace,
+    so export's size check neither refuses a size that works nor passes one that breaks."""
+    import importlib
+
+    import jax.numpy as jnp
+    from flax import traverse_util
+
+    from resshift_jax.export import chain_program, size_multiple
+    config = importlib.import_module(f"configs.{name}").get_config()
+    restorer = builder.restorer_from_config(config, jnp.float32)
+    params = jax.eval_shape(lambda key: builder.random_params(restorer, key), jax.random.key(0))
+    weights = {"/".join(k): v for k, v in traverse_util.flatten_dict(params).items()}
+    has_mask = bool(config.model.get("cond_mask", False))
+    program = chain_program(restorer, has_mask)
+
+    def out_shape(size):
+        args = [weights, jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32),
+                jax.ShapeDtypeStruct((1, 2), jnp.uint32)]
+        if has_mask:
+            args.append(jax.ShapeDtypeStruct((1, size, size, 1), jnp.float32))
+        return jax.eval_shape(program, *args).shape
+
+    m = size_multiple(config)
+    assert out_shape(m) == (1, config.sf * m, config.sf * m, 3)
+    for size in (m // 2, 3 * m // 2):
+        with pytest.raises(TypeError, match="cannot reshape"):
+            out_shape(size)
