@@ -62,10 +62,8 @@ def init_unet_params(config, restorer: Restorer, key, weights_dir: str = "weight
     init = config.train.get("init", "reference")
     if init not in INITS:
         raise SetupError(f"train.init: {init!r} is not one of {', '.join(INITS)}")
-    from resshift_jax.models.unet import example_inputs, init_params
-    if init == "flax":
-        return jax.jit(restorer.unet.init)(key, *example_inputs(restorer.unet))["params"]
-    return init_params(restorer.unet, key)
+    from resshift_jax.models.unet import flax_init_params, init_params
+    return (flax_init_params if init == "flax" else init_params)(restorer.unet, key)
 
 
 def load_frozen(config, restorer: Restorer, weights_dir: str = "weights") -> dict:
