@@ -11,6 +11,7 @@ reason (its failures are reported here). Alpha is split off and returned separat
 model only sees RGB, and `write_png` re-attaches the alpha (resized to the result) when
 given one; pass `alpha=None` to drop it.
 """
+import hashlib
 import io
 import os
 import re
@@ -332,6 +333,15 @@ def plan_outputs(inputs: Iterable, input_root, output_dir) -> dict[Path, Path]:
     return plan
 
 
+def _temporary_beside(path: Path) -> Path:
+    """A hidden temporary name in `path`'s folder: `.NAME.tmpPID`, or a digest of NAME where
+    that would pass the file systems' 255-byte limit on a name (which NAME itself meets)."""
+    name = f".{path.name}.tmp{os.getpid()}"
+    if len(os.fsencode(name)) > 255:
+        name = f".{hashlib.sha256(os.fsencode(path.name)).hexdigest()[:32]}.tmp{os.getpid()}"
+    return path.with_name(name)
+
+
 def write_png(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None) -> None:
     """Write float HxWx3 RGB in [0,1] as an 8-bit PNG, creating folders.
 
@@ -351,7 +361,7 @@ def write_png(path, rgb: np.ndarray, alpha: Optional[np.ndarray] = None) -> None
     if not ok:
         raise OSError(f"could not encode PNG for {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = _temporary_beside(path)
     try:
         with tmp.open("wb") as f:
             f.write(buf.tobytes())

@@ -84,6 +84,16 @@ def test_read_rgba_splits_alpha_and_write_reattaches_it(tmp_path):
     assert np.asarray(Image.open(tmp_path / "out" / "dropped.png")).shape == (8, 12, 3)
 
 
+def test_write_takes_every_name_the_file_system_takes(tmp_path):
+    """A 255-byte result name is written (its temporary cannot be `.NAME.tmpPID`), and no
+    temporary is left beside it."""
+    for name in ("x" * 251 + ".png", "é" * 125 + ".png"):
+        write_png(tmp_path / name, np.full((2, 3, 3), 0.5, np.float32))
+        assert np.asarray(Image.open(tmp_path / name)).shape == (2, 3, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["x" * 251 + ".png", "é" * 125 + ".png"])
+
+
 def test_read_16bit_png_and_tiff(tmp_path):
     deep = RNG.integers(0, 65536, (3, 4, 3), dtype=np.uint16)
     for ext in (".png", ".tif"):
