@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from resshift_jax.convert.loading import (build_model, load_params, plain_params, read_converted,
-                                          save_converted)
+from resshift_jax.convert.loading import (build_model, check_fits, load_params, plain_params,
+                                          read_converted, save_converted)
 from resshift_jax.convert.pth import CheckpointError
 from resshift_jax.download import WeightsError, ensure_weights
 from resshift_jax.releases import CHECKPOINTS
@@ -68,16 +68,6 @@ def _train_state_params(path: pathlib.Path, ema: bool) -> dict:
     return state[key]
 
 
-def _check_fits(spec, params, model):
-    from resshift_jax.models.unet import example_inputs
-    template = jax.eval_shape(model.init, jax.random.key(0), *example_inputs(model))["params"]
-    want = jax.tree.map(lambda x: tuple(x.shape), template)
-    got = jax.tree.map(lambda x: tuple(np.shape(x)), params)
-    if want != got:
-        raise CheckpointError(f"{spec}: weights do not fit this architecture "
-                              "(parameter names or shapes differ)")
-
-
 def load_weights(kind: str, model, arch, spec, weights_dir="weights", *, ema: bool = True):
     """float32 params of `model` (of `kind` 'unet' or 'vq', built from `arch`) from a spec."""
     path = resolve(spec, weights_dir)
@@ -85,7 +75,7 @@ def load_weights(kind: str, model, arch, spec, weights_dir="weights", *, ema: bo
         if kind != "unet":
             raise CheckpointError(f"{path}: a training checkpoint holds UNet weights, not {kind}")
         params = _train_state_params(path, ema)
-        _check_fits(path, params, model)
+        check_fits(kind, path, params, model)
         return jax.tree.map(jnp.asarray, params)
     if path.suffix == ".pth" and os.fspath(spec) in CHECKPOINTS:  # released: cache conversion
         cached = path.with_suffix(".safetensors")

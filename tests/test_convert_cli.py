@@ -7,6 +7,7 @@ import pytest
 
 from resshift_jax.convert.__main__ import main
 from resshift_jax.convert.loading import build_model, load_params, read_converted
+from resshift_jax.convert.pth import CheckpointError
 
 
 def test_convert_then_load_identical(parity_dir, tmp_path, capsys):
@@ -26,6 +27,24 @@ def test_convert_then_load_identical(parity_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):  # never overwrites without --overwrite
         main([str(parity_dir / "vq_f4_tiny.pth"), str(out), "--kind", "vq", "--arch", str(arch)])
     assert "exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind,name,change", [("vq", "vq_f4_tiny", {"n_embed": 128}),
+                                               ("unet", "unet_sr_tiny", {"model_channels": 64})])
+def test_converted_weights_of_another_architecture_are_refused_at_load(
+        parity_dir, tmp_path, kind, name, change):
+    """As a .pth is: one CheckpointError naming the file, before anything runs (not a Flax
+    shape error per image later)."""
+    entry = json.loads((parity_dir / "fixtures.json").read_text())[name]
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(entry["params"]))
+    out = tmp_path / f"{kind}.safetensors"
+    assert main([str(parity_dir / f"{name}.pth"), str(out), "--kind", kind, "--arch", str(arch)]) == 0
+    other = build_model(kind, {**entry["params"], **change})
+    for path in (parity_dir / f"{name}.pth", out):
+        with pytest.raises(CheckpointError) as error:
+            load_params(kind, path, other)
+        assert str(path) in str(error.value) and "\n" not in str(error.value)
 
 
 def test_wrong_kind_is_a_clear_error(parity_dir, tmp_path, capsys):

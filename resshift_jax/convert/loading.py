@@ -71,24 +71,34 @@ def read_converted(path):
     return meta["kind"], meta["params"], traverse_util.unflatten_dict(flat)
 
 
-def _check_shapes(path, model_params, template):
+def _example_inputs(kind: str, model):
+    if kind == "unet":
+        from resshift_jax.models.unet import example_inputs
+        return example_inputs(model)
+    return (jnp.zeros((1, 32, 32, 3), jnp.float32),)  # the encoder's strides divide 32
+
+
+def check_fits(kind: str, source, params, model) -> None:
+    """CheckpointError naming `source` unless `params` has `model`'s parameter names and shapes
+    (shapes only: nothing is computed)."""
+    template = jax.eval_shape(model.init, jax.random.key(0),
+                              *_example_inputs(kind, model))["params"]
     want = jax.tree.map(lambda x: tuple(x.shape), template)
-    got = jax.tree.map(lambda x: tuple(x.shape), model_params)
+    got = jax.tree.map(lambda x: tuple(np.shape(x)), params)
     if want != got:
-        raise CheckpointError(f"{path}: weights do not fit this architecture "
+        raise CheckpointError(f"{source}: weights do not fit this architecture "
                               "(parameter names or shapes differ)")
 
 
-def load_params(kind: str, path, model, example_inputs=None):
-    """Load `model`'s params from a `.pth` or converted `.safetensors` file (float32)."""
+def load_params(kind: str, path, model):
+    """Load `model`'s params from a `.pth` or converted `.safetensors` file (float32); either
+    must fit `model` exactly (one-line CheckpointError otherwise)."""
     path = os.fspath(path)
     if path.endswith(".safetensors"):
         file_kind, _, params = read_converted(path)
         if file_kind != kind:
             raise CheckpointError(f"{path}: holds {file_kind} weights, expected {kind}")
-        if example_inputs is not None:
-            template = jax.eval_shape(model.init, jax.random.key(0), *example_inputs)["params"]
-            _check_shapes(path, params, template)
+        check_fits(kind, path, params, model)
         return jax.tree.map(jnp.asarray, params)
     state_dict = load_state_dict(path)
     try:
