@@ -9,19 +9,19 @@ for the platform at hand on first use, and fed the weights file as arguments. An
 larger than the programs' size is reflect-padded to it; a larger one is cut into
 overlapping tiles of that size (`resshift_jax.tiling`, numpy only), run `batch` tiles at
 a time through the smallest program that holds them, and blended. Noise keys are
-`inference.image_key`'s (seed, name, tile index), so an image that fits one tile comes
+`noise_keys.image_key`'s (seed, name, tile index), so an image that fits one tile comes
 out as `sample.py` makes it at the same size.
 """
 import dataclasses
 import json
 import pathlib
-import zlib
 from typing import Callable, Optional
 
 import jax
 import numpy as np
 
 from resshift_jax import tiling
+from resshift_jax.noise_keys import image_key
 
 FORMAT = 1
 
@@ -71,9 +71,8 @@ class ExportedRestorer:
         return int(self.manifest["size"])
 
     def image_key(self, name: str):
-        """The key of image `name`: `inference.image_key(seed, name)`."""
-        key = jax.random.key(int(self.manifest["seed"]))
-        return jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
+        """The key of image `name`, as sample.py's (`noise_keys.image_key`)."""
+        return image_key(int(self.manifest["seed"]), name)
 
     def run(self, lq: np.ndarray, key_data: np.ndarray, mask=None) -> np.ndarray:
         """(N, size, size, 3) [-1, 1] -> (N, sf size, sf size, 3) through the smallest

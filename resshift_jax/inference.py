@@ -26,7 +26,6 @@ import dataclasses
 import math
 import os
 import time
-import zlib
 from typing import Callable, Optional, Sequence
 
 import jax
@@ -34,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from resshift_jax import sharding, tiling
+from resshift_jax.noise_keys import image_key
 from resshift_jax.sampling import Restorer, make_restore_fn
 
 PAD_MODES = ("auto", "bucket", "reference")
@@ -46,13 +46,6 @@ def resolve_pad(pad: str, platform: str) -> str:
     if pad != "auto":
         return pad
     return "reference" if platform == "cpu" else "bucket"
-
-
-def image_key(seed: int, name: str):
-    """The PRNG key of the image called `name` (e.g. its file name) under `seed`; a file name
-    that is not valid UTF-8 hashes by its bytes (surrogate escapes)."""
-    digest = zlib.crc32(name.encode("utf-8", "surrogateescape")) & 0x7FFFFFFF
-    return jax.random.fold_in(jax.random.key(seed), digest)
 
 
 @dataclasses.dataclass

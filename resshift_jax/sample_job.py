@@ -103,22 +103,20 @@ def _inputs(in_path: pathlib.Path, out_path) -> list:
 
 
 def _check_output_folder(in_path: pathlib.Path, out_path) -> None:
-    """Refuse an output folder that is a file, is or holds the input folder, or cannot be
-    written, before any work."""
+    """Refuse an output folder that is or holds the input folder, before any work."""
     out_root = pathlib.Path(out_path)
     in_dir = (in_path if in_path.is_dir() else in_path.parent).resolve()
     if out_root.resolve() == in_dir:
         raise JobError(f"output folder {out_root} is the input folder; choose another one")
     if in_dir.is_relative_to(out_root.resolve()):
         raise JobError(f"output folder {out_root} holds the input folder {in_path}; choose another one")
-    try:
-        folders.check_writable(out_root, "output folder")
-    except folders.FolderError as e:
-        raise JobError(str(e)) from None
 
 
 def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool) -> List[Job]:
-    """The jobs, after every up-front check; raises JobError."""
+    """The jobs, after every up-front check; raises JobError. The output folder is made (to
+    check it can be written) only once every other check has passed."""
+    if not -2**63 <= opts.seed < 2**64:
+        raise JobError(f"seed {opts.seed}: not a 64-bit integer")
     in_path = pathlib.Path(opts.in_path)
     if not in_path.exists():
         raise JobError(f"{in_path}: input path does not exist")
@@ -155,6 +153,10 @@ def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool) -> List[Job]:
                 raise JobError(f"mask {mask} is {mask_size[0]}x{mask_size[1]} but image {src} "
                                f"is {size[0]}x{size[1]} (HxW): they must be the same size")
         jobs.append(Job(src, dst, mask))
+    try:
+        folders.check_writable(opts.out_path, "output folder")
+    except folders.FolderError as e:
+        raise JobError(str(e)) from None
     return jobs
 
 

@@ -2,6 +2,7 @@
 deserialized, restores as sample.py's ImageRestorer (sampling.restore) does."""
 import dataclasses
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from configs.tiny_test import get_config
 from resshift_jax import builder
 from resshift_jax.exported import ExportedRestorer
-from resshift_jax.inference import image_key
+from resshift_jax.noise_keys import image_key, seed_key
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -75,10 +76,21 @@ def test_bad_input_is_one_line_error(tmp_path):
     assert proc.returncode == 2 and "unknown ['gpu']" in proc.stderr.strip().splitlines()[-1]
 
 
-def test_keys_are_image_keys():
-    ours = ExportedRestorer({"seed": 12345}, {}, {}).image_key("a.png")
-    assert np.array_equal(jax.random.key_data(ours),
-                          jax.random.key_data(image_key(12345, "a.png")))
+def test_seeds_keep_all_64_bits_and_the_loader_keys_as_sample_py():
+    """Seeds key as `jax.random.key` does with 64-bit types on (off, it keeps 32 bits: 2**32 + 5
+    seeded as 5), those below 2**32 as before; the exported loader's image keys are sample.py's,
+    for names that are not UTF-8 too."""
+    seeds = (0, 5, 2**32 - 1, 2**32 + 5, -1, -2**63, 2**63 - 1)
+    with jax.enable_x64(True):
+        wide = [jax.random.key_data(jax.random.key(s)) for s in seeds]
+    ours = [jax.random.key_data(seed_key(s)) for s in seeds]
+    np.testing.assert_array_equal(ours, wide)
+    assert len({tuple(k.tolist()) for k in ours}) == len(seeds)
+    np.testing.assert_array_equal(ours[1], jax.random.key_data(jax.random.key(5)))
+    name = os.fsdecode(b"caf\xe9.png")
+    loader = ExportedRestorer({"seed": 2**32 + 5}, {}, {}).image_key(name)
+    assert np.array_equal(jax.random.key_data(loader),
+                          jax.random.key_data(image_key(2**32 + 5, name)))
 
 
 def test_loader_imports_no_model_code():
@@ -86,7 +98,7 @@ def test_loader_imports_no_model_code():
             "if m.startswith(('flax', 'resshift_jax', 'ml_collections'))))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.stdout.split() == ["['resshift_jax',", "'resshift_jax.exported',",
-                                   "'resshift_jax.tiling']"], proc.stderr
+                                   "'resshift_jax.noise_keys',", "'resshift_jax.tiling']"], proc.stderr
 
 
 def test_overwrite_replaces_only_an_earlier_export(tmp_path):

@@ -62,6 +62,7 @@ ARGUMENT_PROBLEMS = {  # arguments after -i/-o: {case: (arguments, what the one 
                                      "is the input folder"),
     "output is a file": (["-o", "{folder}/small.png"], "the output folder is a file"),
     "output under a file": (["-o", "{folder}/small.png/out"], "cannot write into the output folder"),
+    "no images": (["-i", "{empty}"], "no images found"),
     "tile of 0": (["--chop_size", "0"], "chop_size 0: give a positive tile size"),
     "tiles with gaps": (["--chop_stride", "40"], "chop_stride 40: give 1..32"),
     "no reference stride": (["--chop_stride", "-1"], "give --chop_stride too"),
@@ -77,7 +78,8 @@ ARGUMENT_PROBLEMS = {  # arguments after -i/-o: {case: (arguments, what the one 
 @pytest.mark.parametrize("case", sorted(ARGUMENT_PROBLEMS))
 def test_argument_problem_is_one_line_and_status_2_before_work(case, folder, tmp_path):
     args, says = ARGUMENT_PROBLEMS[case]
-    args = [a.format(folder=folder) for a in args]
+    (tmp_path / "empty").mkdir()
+    args = [a.format(folder=folder, empty=tmp_path / "empty") for a in args]
     given = set(args) & {"-i", "-o"}
     proc = _sample(*(["-i", folder] if "-i" not in given else []),
                    *(["-o", tmp_path / "out"] if "-o" not in given else []), *args)
