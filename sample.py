@@ -68,7 +68,7 @@ flags.DEFINE_string("coordinator_address", None, "--multihost without auto-detec
 flags.DEFINE_integer("num_processes", None, "--multihost: the number of processes")
 flags.DEFINE_integer("process_id", None, "--multihost: this process's index")
 flags.DEFINE_float("multihost_wait", 3600.0, "--multihost: seconds process 0 waits for the "
-                   "other hosts' summaries after its own share")
+                   "other hosts' summaries after its own share (in all, however many are missing)")
 FLAGS = flags.FLAGS
 
 

@@ -10,6 +10,7 @@ host's failure or absence never hides what the others did.
 """
 import dataclasses
 import json
+import time
 from typing import Optional
 
 import jax
@@ -44,12 +45,15 @@ def publish(summary: Summary, index: int) -> None:
     _client().key_value_set(_KEY.format(index), json.dumps(dataclasses.asdict(summary)))
 
 
-def gather(count: int, timeout_s: float) -> list:
-    """[Summary or None (none within the time)] of every process, by index."""
-    summaries = []
+def gather(count: int, timeout_s: float, client=None) -> list:
+    """[Summary or None (none within the time)] of every process, by index: `timeout_s` in
+    all, however many hosts are missing (`client`: JAX's key-value store by default)."""
+    client = client or _client()
+    deadline, summaries = time.monotonic() + timeout_s, []
     for index in range(count):
+        left_ms = max(1, int((deadline - time.monotonic()) * 1000))
         try:
-            text = _client().blocking_key_value_get(_KEY.format(index), int(timeout_s * 1000))
+            text = client.blocking_key_value_get(_KEY.format(index), left_ms)
         except Exception:  # noqa: BLE001 -- a missing host is reported, not raised
             summaries.append(None)
             continue
