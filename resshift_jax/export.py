@@ -15,14 +15,14 @@ import json
 import math
 import pathlib
 import sys
-from typing import Sequence
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from resshift_jax import folders
+from resshift_jax import folders, tiling
 from resshift_jax.sampling import Restorer, restore
 
 FORMAT = 1
@@ -40,31 +40,35 @@ def flat_weights(params: dict) -> dict:
             for k, v in traverse_util.flatten_dict(params).items()}
 
 
-def chain_program(restorer: Restorer, has_mask: bool):
+def chain_program(restorer: Restorer, has_mask: bool, noise_canvas=None):
     """fn(weights, lq, key_data[, mask]) -> restored batch, what every exported file computes.
 
     `weights` as `flat_weights`; `lq` (B, L, L, 3) float32 in [-1, 1]; `key_data` (B, 2)
     uint32, `jax.random.key_data` of one threefry key per example; `mask` (B, L, L, 1) in
-    {-1, 1} (1 = unknown). Returns (B, sf L, sf L, 3) float32 in [-1, 1].
+    {-1, 1} (1 = unknown). Returns (B, sf L, sf L, 3) float32 in [-1, 1]. A key's noise is
+    drawn on a `noise_canvas` x `noise_canvas` LQ canvas (>= L) and cropped, as sample.py
+    draws it on its tile canvas.
     """
+    canvas = None if noise_canvas is None else (noise_canvas, noise_canvas)
+
     def fn(weights, lq, key_data, mask=None):
         params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in weights.items()})
         keys = jax.random.wrap_key_data(key_data, impl="threefry2x32")
-        return restore(restorer, params, lq, mask=mask, key=keys)
+        return restore(restorer, params, lq, mask=mask, key=keys, noise_canvas=canvas)
     if has_mask:
         return fn
     return lambda weights, lq, key_data: fn(weights, lq, key_data)
 
 
 def export_chain(restorer: Restorer, params: dict, *, size: int, batch_sizes: Sequence[int],
-                 platforms: Sequence[str], has_mask: bool) -> dict:
+                 platforms: Sequence[str], has_mask: bool, noise_canvas=None) -> dict:
     """{batch size: jax.export.Exported} of the chain on (batch, size, size) LQ inputs.
 
     `params` may be abstract (`jax.eval_shape`): only shapes are needed.
     """
     weights = {"/".join(k): jax.ShapeDtypeStruct(v.shape, jnp.float32)
                for k, v in traverse_util.flatten_dict(params).items()}
-    fn = jax.jit(chain_program(restorer, has_mask))
+    fn = jax.jit(chain_program(restorer, has_mask, noise_canvas))
     exported = {}
     for batch in batch_sizes:
         args = [weights, jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32),
@@ -78,7 +82,7 @@ def export_chain(restorer: Restorer, params: dict, *, size: int, batch_sizes: Se
 def write_export(out_dir, restorer: Restorer, params: dict, *, size: int,
                  batch_sizes: Sequence[int], platforms: Sequence[str], has_mask: bool,
                  mask_back: bool, stride: int, blend: str, seed: int, dtype: str,
-                 source: dict) -> pathlib.Path:
+                 source: dict, noise_canvas: Optional[int] = None) -> pathlib.Path:
     """Write the programs, weights and manifest into `out_dir`; returns the manifest path."""
     import safetensors.numpy
     if not 0 < stride <= size:
@@ -86,7 +90,7 @@ def write_export(out_dir, restorer: Restorer, params: dict, *, size: int,
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     exported = export_chain(restorer, params, size=size, batch_sizes=batch_sizes,
-                            platforms=platforms, has_mask=has_mask)
+                            platforms=platforms, has_mask=has_mask, noise_canvas=noise_canvas)
     for batch, program in exported.items():
         (out / program_name(batch)).write_bytes(program.serialize())
     safetensors.numpy.save_file(flat_weights(params), str(out / WEIGHTS))
@@ -94,7 +98,7 @@ def write_export(out_dir, restorer: Restorer, params: dict, *, size: int,
         "format": FORMAT, "source": source, "sf": restorer.sf, "size": size,
         "batch_sizes": sorted(batch_sizes), "platforms": list(platforms), "dtype": dtype,
         "has_mask": has_mask, "mask_back": mask_back, "stride": stride, "blend": blend,
-        "seed": seed,
+        "seed": seed, "noise_canvas": noise_canvas,
         "programs": {str(b): program_name(b) for b in sorted(batch_sizes)},
         "weights": WEIGHTS, "jax": jax.__version__,
         "calling_convention": "fn(weights, lq, key_data[, mask]) -> out; lq (B, size, size, 3) "
@@ -187,11 +191,14 @@ def main(argv):
             config, dtype=getattr(jnp, dtype), unet_ckpt=f.unet_ckpt, vq_ckpt=f.vq_ckpt,
             weights_dir=f.weights_dir)
         source = ({"config": "custom"} if f.config else {"task": f.task, "version": f.version})
+        lq_multiple = int(config.sample.get("padding_offset") or config.model.lq_size)
+        chop = builder.tile_geometry(config, f.chop_size, None if f.chop_size is None else -1)[0]
+        canvas = max(size, tiling.round_up(chop, lq_multiple))
         path = write_export(
             f.out, restorer, params, size=size, batch_sizes=batch_sizes, platforms=platforms,
             has_mask=needs_mask, mask_back=bool(config.sample.get("mask_back", needs_mask)),
             stride=stride, blend=config.sample.blend,
-            seed=int(config.sample.seed), dtype=dtype, source=source)
+            seed=int(config.sample.seed), dtype=dtype, source=source, noise_canvas=canvas)
         written = {path, path.parent / WEIGHTS,
                    *(path.parent / program_name(b) for b in batch_sizes)}
         for old in set(stale) - written:
@@ -218,6 +225,9 @@ def define_flags():
     flags.DEFINE_string("batch_sizes", "1,8", "one program per batch size")
     flags.DEFINE_integer("size", None, "LQ tile size in pixels (default the config's lq_size)")
     flags.DEFINE_integer("stride", None, "tile stride for larger images (default 7/8 of size)")
+    flags.DEFINE_integer("chop_size", None, "the sample.py --chop_size whose noise the programs "
+                         "draw (default the config's): an image that fits one tile of both "
+                         "comes out as sample.py --pad reference restores it")
     flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"], "compute dtype (default the "
                       "config's); weights stay float32")
     flags.DEFINE_string("unet_ckpt", None, "UNet weights (default the config's)")

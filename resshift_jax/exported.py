@@ -9,8 +9,9 @@ for the platform at hand on first use, and fed the weights file as arguments. An
 larger than the programs' size is reflect-padded to it; a larger one is cut into
 overlapping tiles of that size (`resshift_jax.tiling`, numpy only), run `batch` tiles at
 a time through the smallest program that holds them, and blended. Noise keys are
-`noise_keys.image_key`'s (seed, name, tile index), so an image that fits one tile comes
-out as `sample.py` makes it at the same size.
+`noise_keys.image_key`'s (seed, name, tile index), drawn on the manifest's noise canvas, so
+an image that fits one tile comes out as `sample.py --pad reference` makes it at the
+`--chop_size` exported for.
 """
 import dataclasses
 import json

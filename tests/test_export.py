@@ -28,7 +28,7 @@ def export(out, *flags):
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
-    proc = export(out, "--platforms", "cpu,cuda,tpu", "--batch_sizes", "2")
+    proc = export(out, "--platforms", "cpu,cuda,tpu", "--batch_sizes", "2", "--chop_size", "64")
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out
 
@@ -41,19 +41,21 @@ def loaded(export_dir):
 def test_one_program_for_every_platform(export_dir):
     manifest = json.loads((export_dir / "manifest.json").read_text())
     assert manifest["platforms"] == ["cpu", "cuda", "tpu"] and manifest["size"] == 32
+    assert manifest["noise_canvas"] == 64
     program = jax.export.deserialize(bytearray((export_dir / "restore_b2.jaxexport").read_bytes()))
     assert program.platforms == ("cpu", "cuda", "tpu")
     assert [a.shape for a in program.in_avals[-2:]] == [(2, 32, 32, 3), (2, 2)]
     assert program.out_avals[0].shape == (2, 128, 128, 3)
 
 
-def test_cpu_program_restores_as_restore(loaded):
-    """A 20x27 image (padded to the 32x32 program, batch padded to 2) against ImageRestorer."""
+def test_cpu_program_restores_as_sample_py(loaded):
+    """A 20x27 image (padded to the 32x32 program, batch padded to 2) against sample.py's
+    ImageRestorer at the --chop_size exported for (64: its noise is drawn on a 64 canvas)."""
     config = get_config()
     restorer, params = builder.build_restorer(config)
     image = np.asarray(jax.random.uniform(jax.random.key(1), (20, 27, 3)))
-    want = builder.image_restorer(config, restorer, params).restore_batch(
-        image[None], names=["photo.png"])[0]
+    want = builder.image_restorer(config, restorer, params, chop_size=64, chop_stride=48,
+                                  pad="reference").restore_batch(image[None], names=["photo.png"])[0]
     got = loaded(image, name="photo.png")
     assert got.shape == (80, 108, 3)
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
