@@ -205,9 +205,23 @@ def _why_undecodable(data: bytes) -> str:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
+    except UnidentifiedImageError as err:
+        return ("neither OpenCV nor Pillow can decode it: corrupt, or a pixel layout neither "
+                f"reads ({error_line(err)})")
     except Exception as err:  # the reason is all that is wanted here
         return f"corrupt or truncated image ({error_line(err)})"
     return "image format or pixel layout not supported by OpenCV"
+
+
+def _pillow_alpha(data: bytes) -> Optional[np.ndarray]:
+    """The alpha of a grey + alpha file whose alpha OpenCV drops (TIFF), by Pillow, or None."""
+    try:
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                return np.asarray(im.getchannel("A"), np.float32) / 255.0
+    except Exception:  # noqa: BLE001 -- no alpha to keep, as OpenCV decided
+        return None
 
 
 def _to_unit_float(raw: np.ndarray, origin) -> np.ndarray:
@@ -270,7 +284,10 @@ def _decode(data: bytes, origin, mode: str) -> tuple[np.ndarray, Optional[np.nda
         img = img[:, :, None]
     channels = img.shape[2]
     if channels == 1:
-        return np.repeat(img, 3, axis=2), None
+        alpha = _pillow_alpha(data) if mode == "LA" else None
+        if alpha is not None and alpha.shape != img.shape[:2]:
+            alpha = None
+        return np.repeat(img, 3, axis=2), alpha
     if channels == 3:
         return np.ascontiguousarray(img[:, :, ::-1]), None
     if channels == 4:  # OpenCV gives CMYK as BGR plus an opaque alpha: drop that one

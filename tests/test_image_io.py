@@ -84,6 +84,15 @@ def test_read_rgba_splits_alpha_and_write_reattaches_it(tmp_path):
     assert np.asarray(Image.open(tmp_path / "out" / "dropped.png")).shape == (8, 12, 3)
 
 
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_grey_with_alpha_keeps_its_alpha(tmp_path, ext):
+    """OpenCV decodes a grey + alpha TIFF as grey alone; the alpha comes from Pillow."""
+    la = RNG.integers(0, 256, (4, 6, 2), dtype=np.uint8)
+    rgb, alpha = read_image(_save(tmp_path / f"la{ext}", la, "LA"))
+    np.testing.assert_allclose(rgb, np.repeat(la[..., :1], 3, axis=2) / 255.0, atol=1e-6)
+    np.testing.assert_allclose(alpha, la[..., 1] / 255.0, atol=1e-6)
+
+
 def test_write_takes_every_name_the_file_system_takes(tmp_path):
     """A 255-byte result name is written (its temporary cannot be `.NAME.tmpPID`), and no
     temporary is left beside it."""
