@@ -222,6 +222,21 @@ def test_sigterm_saves_and_stops(tmp_path):
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 1
 
 
+def test_sigterm_during_validation_saves_the_next_step_and_stops(tmp_path):
+    """Validation (minutes on a real model) at a step that is not saved: the request is
+    seen after it, so the loop trains one more step, saves it, and says so."""
+    flag = StopFlag()
+
+    def eval_fn(params, step):
+        if step == 15:
+            flag()
+        return {"val/step": float(step)}
+
+    state, _ = run(tmp_path, toy_config(save_freq=10, val_freq=5), eval_fn=eval_fn, stop=flag)
+    assert int(state.step) == 16
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 16
+
+
 def test_checkpoint_of_another_config_is_refused_naming_an_array(tmp_path):
     run(tmp_path, toy_config(iterations=10))
     wider = {"w": jnp.zeros((5, 3)), "b": jnp.zeros((3,))}

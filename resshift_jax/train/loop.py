@@ -5,7 +5,11 @@ The host never waits for the step it has just dispatched: batches are built ahea
 once step N+1 is queued (as nanodo and big_vision). Saving and validating need the
 state's values anyway, so at those steps the metrics are read before the next dispatch.
 On many hosts the data state's per-process skip counts are summed over the hosts (a tiny
-collective queued after step N, read with its metrics) at the steps that log or save them.
+collective queued after step N, read with its metrics) at the steps that log or save them,
+and a stop request (SIGTERM reaches hosts at different steps) is agreed the same way: each
+host's flag after step N, maxed over the hosts and read with N's metrics, so every host
+saves and stops at step N+1 together (a host stopping alone would hang the others' next
+collective).
 """
 import functools
 import pathlib
@@ -42,6 +46,13 @@ def _all_hosts(data_state: dict, mesh, sum_rows: Callable) -> dict:
     rows[0] = skipped
     local = jax.make_array_from_process_local_data(sharding.data_sharding(mesh), rows)
     return {**data_state, "skipped": sum_rows(local)}
+
+
+def _stop_vote(flag: bool, mesh, max_rows: Callable):
+    """This host's stop flag maxed over every host, as a device array not yet read."""
+    rows = np.zeros((len(mesh.local_devices),), np.int32)
+    rows[0] = flag
+    return max_rows(jax.make_array_from_process_local_data(sharding.data_sharding(mesh), rows))
 
 
 def state_layout(tc, init_params, optimizer, mesh):
@@ -105,6 +116,10 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
     frozen = jax.device_put(frozen if frozen is not None else {}, replicated)
     step_fn = jit_train_step(tc, loss_fn, optimizer, mesh, state_shardings, microbatches)
     sum_rows = jax.jit(lambda rows: rows.sum(0), out_shardings=replicated)
+    max_rows = jax.jit(lambda rows: rows.max(), out_shardings=replicated)
+    many_hosts = jax.process_count() > 1
+    gather = jax.jit(lambda tree: tree, out_shardings=replicated)
+    agreed_stop = [False]  # many hosts: the stop flag every host read for the last reported step
     writer = metric_writers.create_default_writer(str(workdir), just_logging=jax.process_index() > 0)
     total, log_freq = int(tc.iterations), int(tc.log_freq)
     max_nonfinite = int(tc.get("max_nonfinite_steps", 100))
@@ -122,6 +137,8 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
         if "skipped" in data_state:
             data_state = {**data_state, "skipped": np.asarray(data_state["skipped"]).tolist()}
         run, nonfinite_total = int(metrics.pop("nonfinite_run")), int(metrics.pop("nonfinite_total"))
+        if "stop_vote" in metrics:
+            agreed_stop[0] = bool(metrics.pop("stop_vote"))
         history.append(metrics)
         for hook in hooks:
             hook(step)
@@ -147,9 +164,14 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
         while step < total:
             state, metrics = step_fn(state, next(batches), frozen)
             step += 1
+            if many_hosts:
+                metrics = {**metrics, "stop_vote": _stop_vote(stop.stop, mesh, max_rows)}
             if pending is not None:  # the previous step's, now that this one is queued
                 report(*pending)
-            save = step % int(tc.save_freq) == 0 or step == total or stop.stop
+            # decided once per step, before saving: a request arriving later (during the save
+            # or validation) stops after the next step, which is saved
+            stopping = agreed_stop[0] if many_hosts else stop.stop
+            save = step % int(tc.save_freq) == 0 or step == total or stopping
             evaluate = eval_fn is not None and (step % int(tc.val_freq) == 0 or step == total)
             data_state = batches.get_state()
             if save or logs(step):
@@ -161,13 +183,15 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
             if save:
                 checkpointer.save(step, state, data_state, force=True)
             if evaluate:
-                results = eval_fn(state.ema_params if tc.get("use_ema_val", True)
-                                  else state.params, step)
+                params = state.ema_params if tc.get("use_ema_val", True) else state.params
+                if many_hosts:  # validation runs on this host's devices: give it its own copy
+                    params = jax.tree.map(lambda a: a.addressable_data(0), gather(params))
+                results = eval_fn(params, step)
                 images = results.pop("images", None)
                 writer.write_scalars(step, results)
                 if images is not None:
                     writer.write_images(step, {"val/lq_sr_gt": images})
-            if stop.stop:
+            if stopping:
                 logging.warning("%s: saved step %d, exiting", stop.name, step)
                 break
     finally:
