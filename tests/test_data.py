@@ -181,6 +181,32 @@ def test_realesrgan_shapes_and_determinism():
     assert np.all((a >= 0) & (a <= 1)) and np.allclose(a * 255, np.round(a * 255), atol=1e-4)
 
 
+def test_a_larger_crop_is_degraded_whole_then_cropped_to_gt_size_pairs():
+    """rescale_gt off, crop_pad_size 96 > gt_size 64 (the reference's Real-ESRGAN path): the
+    HQ is a 64-pixel block of the photograph itself, not the 96 crop resized."""
+    from skimage import data as photos
+    config = ml_collections.ConfigDict(dict(
+        type="realesrgan", sources=({"type": "skimage", "names": ("astronaut",)},),
+        gt_size=64, crop_pad_size=96, rescale_gt=False, use_hflip=False, params=dict(REALESRGAN),
+        num_workers=1))
+    batch = next(make_train_iterator(config, per_host_batch=2, seed=0, sf=4))
+    assert batch["hq"].shape == (2, 64, 64, 3) and batch["lq"].shape == (2, 16, 16, 3)
+    photo = photos.astronaut().astype(np.float32) / 255.0
+    for hq in batch["hq"] * 0.5 + 0.5:
+        match = cv2.matchTemplate(photo, hq, cv2.TM_SQDIFF)
+        assert match.min() < 1e-3, match.min()  # float rounding; a resized crop: > 1
+
+
+@pytest.mark.parametrize("change", [dict(crop_pad_size=48), dict(type="bicubic")])
+def test_a_crop_other_than_gt_size_without_rescale_is_realesrgan_only(change):
+    config = ml_collections.ConfigDict(dict(
+        type="realesrgan", sources=({"type": "skimage", "names": ("astronaut",)},),
+        gt_size=64, crop_pad_size=96, rescale_gt=False, params=dict(REALESRGAN), num_workers=1))
+    config.update(change)
+    with pytest.raises(DataError, match="crop_pad_size=.* with rescale_gt off"):
+        make_train_iterator(config, per_host_batch=2, seed=0, sf=4)
+
+
 def test_preview_writes_a_grid_and_never_overwrites(tmp_path):
     import subprocess
     import sys

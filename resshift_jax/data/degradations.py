@@ -22,6 +22,12 @@ def degradation_for(data_config, sf: int):
     kind = data_config.type
     if kind not in DEGRADATIONS:
         raise DataError(f"data.train.type: unknown {kind!r} ({', '.join(DEGRADATIONS)})")
+    crop, gt = data_config.get("crop_pad_size"), int(data_config.gt_size)
+    if crop and int(crop) != gt and not data_config.get("rescale_gt", False):
+        if int(crop) < gt or kind != "realesrgan":
+            raise DataError(f"data.train.crop_pad_size={crop} with rescale_gt off: give "
+                            f"gt_size ({gt}), or a larger crop with the realesrgan type (its "
+                            "LQ/HQ pairs are cropped to gt_size after the degradation)")
     module, name = DEGRADATIONS[kind].split(":")
     cls = getattr(importlib.import_module(module), name)
     return cls(dict(data_config.get("params") or {}), int(sf), int(data_config.gt_size))

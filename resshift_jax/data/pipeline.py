@@ -29,7 +29,9 @@ MAX_RETRIES = 16
 
 
 def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
-    """Flip/rotate, pad (reflect) if small, random square crop, resize to gt_size (float [0,1])."""
+    """Flip/rotate, pad (reflect) if small, random square crop (float [0,1]): with `rescale_gt`
+    of max(short side, gt_size) resized to gt_size, else of `crop_pad_size` as it is (the
+    Real-ESRGAN degradation then crops gt_size pairs, as the reference's trainer does)."""
     if data_config.get("use_hflip", True) and rng.uniform() < 0.5:
         img = img[:, ::-1]
     if data_config.get("use_rot", False):
@@ -47,7 +49,7 @@ def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarra
         h, w = img.shape[:2]
     top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
     img = np.ascontiguousarray(img[top:top + size, left:left + size]).astype(np.float32) / 255.0
-    if size != gt:
+    if size != gt and data_config.get("rescale_gt", False):
         img = cv2.resize(img, (gt, gt), interpolation=cv2.INTER_AREA)
     return img
 
