@@ -324,11 +324,12 @@ def mask_path_for(image_path, input_root, mask_root) -> Path:
     return Path(mask_root) / _relative(Path(image_path), Path(input_root))
 
 
-def plan_outputs(inputs: Iterable, input_root, output_dir) -> dict[Path, Path]:
-    """Map each input to its PNG result under `output_dir`, keeping sub-folders.
+def plan_outputs(inputs: Iterable, input_root, output_dir) -> tuple[dict, dict]:
+    """({input: its PNG result under `output_dir`, keeping sub-folders}, {input: why it has
+    none}): of inputs mapping to one result (`a.jpg`, `a.png`) the first listed keeps it.
 
-    Refuses (ValueError) an output folder equal to the input folder, a result that would
-    overwrite an input file, and two inputs mapping to one result (`a.jpg`, `a.png`).
+    Refuses (ValueError) an output folder equal to the input folder, and a result that would
+    overwrite an input file.
     """
     input_root, output_dir = Path(input_root), Path(output_dir)
     in_dir = input_root if input_root.is_dir() else input_root.parent
@@ -338,16 +339,19 @@ def plan_outputs(inputs: Iterable, input_root, output_dir) -> dict[Path, Path]:
     resolved_inputs = {p.resolve() for p in inputs}
     plan: dict[Path, Path] = {}
     claimed: dict[Path, Path] = {}
+    clashes: dict[Path, str] = {}
     for src in inputs:
         dst = output_dir / _relative(src, input_root).with_suffix(".png")
         key = dst.resolve()
         if key in resolved_inputs:
             raise ValueError(f"result {dst} would overwrite the input file {src}")
         if key in claimed:
-            raise ValueError(f"inputs {claimed[key]} and {src} would both be written to {dst}")
+            clashes[src] = (f"its result {dst} is {claimed[key]}'s; rename one of them "
+                            "(results are PNGs named as their input)")
+            continue
         claimed[key] = src
         plan[src] = dst
-    return plan
+    return plan, clashes
 
 
 def _temporary_beside(path: Path) -> Path:

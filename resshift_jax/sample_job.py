@@ -61,10 +61,12 @@ class JobError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One image to restore: the input, its PNG result, and its mask (inpainting) or None."""
+    """One image to restore: the input, its PNG result, and its mask (inpainting) or None;
+    `problem` says why it cannot be, where planning found it (reported as its failure)."""
     src: pathlib.Path
-    dst: pathlib.Path
+    dst: Optional[pathlib.Path]
     mask: Optional[pathlib.Path] = None
+    problem: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -130,7 +132,7 @@ def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool) -> List[Job]:
     if needs_mask and not opts.mask_path:
         raise JobError("this task inpaints: give the masks with --mask_path (file or folder)")
     try:
-        plan = image_io.plan_outputs(inputs, in_path, opts.out_path)
+        plan, clashes = image_io.plan_outputs(inputs, in_path, opts.out_path)
     except ValueError as e:
         raise JobError(str(e)) from None
     if in_path.is_file():  # one image: too large is an argument error
@@ -140,24 +142,32 @@ def plan_job(opts: JobOptions, *, sf: int, needs_mask: bool) -> List[Job]:
             raise JobError(str(e)) from None
         except image_io.ImageReadError:
             pass  # reported when it is read
-    jobs = []
+    jobs = [Job(src, None, problem=problem) for src, problem in clashes.items()]
     for src, dst in plan.items():
-        mask = None
+        mask = problem = None
         if needs_mask:
             mask_root = pathlib.Path(opts.mask_path)
             mask = mask_root if mask_root.is_file() else image_io.mask_path_for(src, in_path, mask_root)
-            if not mask.is_file():
-                raise JobError(f"{src}: its mask {mask} does not exist")
-            size, mask_size = _header_or_none(src), _header_or_none(mask)
-            if size and mask_size and size != mask_size:
-                raise JobError(f"mask {mask} is {mask_size[0]}x{mask_size[1]} but image {src} "
-                               f"is {size[0]}x{size[1]} (HxW): they must be the same size")
-        jobs.append(Job(src, dst, mask))
+            problem = _mask_problem(src, mask)
+            if problem and in_path.is_file():  # one image: a bad mask is an argument error
+                raise JobError(f"{src}: {problem}")
+        jobs.append(Job(src, dst, mask, problem))
     try:
         folders.check_writable(opts.out_path, "output folder")
     except folders.FolderError as e:
         raise JobError(str(e)) from None
     return jobs
+
+
+def _mask_problem(src: pathlib.Path, mask: pathlib.Path) -> Optional[str]:
+    """Why `mask` cannot be `src`'s, from the headers alone, or None."""
+    if not mask.is_file():
+        return f"its mask {mask} does not exist"
+    size, mask_size = _header_or_none(src), _header_or_none(mask)
+    if size and mask_size and size != mask_size:
+        return (f"its mask {mask} is {mask_size[0]}x{mask_size[1]} but the image is "
+                f"{size[0]}x{size[1]} (HxW): they must be the same size")
+    return None
 
 
 def load(job: Job, opts: JobOptions, sf: int) -> Loaded:
@@ -240,11 +250,15 @@ def run_job(image_restorer, opts: JobOptions, jobs: List[Job], *, out=sys.stdout
     summary = Summary()
     start = time.perf_counter()
     compiled_before = (image_restorer.compilations, image_restorer.compile_seconds)
-    todo = [job for job in jobs if opts.overwrite or not job.dst.exists()]
+    refused = [job for job in jobs if job.problem]
+    todo = [job for job in jobs if not job.problem and (opts.overwrite or not job.dst.exists())]
     sizes = {job.src: _header_or_none(job.src) for job in todo}
     todo = _by_group(todo, sizes, image_restorer)
-    summary.skipped = len(jobs) - len(todo)
+    summary.skipped = len(jobs) - len(todo) - len(refused)
     bar = tqdm(total=len(todo), unit="img", desc="compiling", file=sys.stderr)
+    for job in refused:
+        summary.failures.append(f"{job.src}: {job.problem}")
+        bar.write(f"failed: {summary.failures[-1]}", file=out)
     image_restorer.prepare([s for s in sizes.values() if s is not None],
                            has_mask=any(job.mask is not None for job in todo))
     bar.set_description("restoring")

@@ -4,6 +4,7 @@ One `sample.py` run (tiny fixture model) over a folder of every kind of awkward 
 (tests/awkward_files.py) and one rerun; the reading layer and the job's containment
 (failed batches, failed writes, oversized single inputs) are checked in process.
 """
+import dataclasses
 import io
 import json
 import os
@@ -207,6 +208,39 @@ def test_failed_batch_is_retried_image_by_image(tmp_path):
     assert summary.failures[0].startswith(f"{tmp_path / 'in' / '1.png'}: out of memory")
     assert "\n" not in summary.failures[0]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "2.png", "3.png", "4.png"]
+
+
+def test_a_name_clash_or_a_bad_mask_fails_that_image_only(tmp_path):
+    """In a folder, `2.jpg` beside `2.png`, a missing mask and a mask of another size are
+    each that image's failure (every run, result or not), never the whole job's; for one
+    image given alone they stay argument errors."""
+    (tmp_path / "in").mkdir()
+    _folder(tmp_path, 4)
+    Image.new("RGB", (6, 5)).save(tmp_path / "in" / "2.jpg")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i, size in ((0, (6, 5)), (1, (6, 5)), (2, (6, 5)), (3, (7, 5))):
+        Image.new("L", size, 255).save(masks / f"{i}.png")
+    (masks / "1.png").unlink()
+    Image.new("L", (6, 5), 255).save(masks / "2.jpg")  # masks are named as their image
+    opts = sample_job.JobOptions(str(tmp_path / "in"), str(tmp_path / "out"), chop_size=32,
+                                 mask_path=str(masks))
+    for run in range(2):
+        jobs = sample_job.plan_job(opts, sf=4, needs_mask=True)
+        out = io.StringIO()
+        summary = sample_job.run_job(FakeRestorer(), opts, jobs, out=out)
+        assert (summary.done, summary.skipped) == ((2, 0) if run == 0 else (0, 2))
+        failed = sorted(summary.failures)
+        assert [line.split(":")[0] for line in failed] == [
+            str(tmp_path / "in" / name) for name in ("1.png", "2.png", "3.png")]
+        assert "its mask" in failed[0] and "does not exist" in failed[0]
+        assert "2.jpg's; rename one of them" in failed[1]
+        assert "7x5" not in failed[2] and "5x7 but the image is 5x6" in failed[2]
+        assert out.getvalue().count("failed: ") == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "2.png"]
+    alone = dataclasses.replace(opts, in_path=str(tmp_path / "in" / "3.png"))
+    with pytest.raises(sample_job.JobError, match="5x7 but the image is 5x6"):
+        sample_job.plan_job(alone, sf=4, needs_mask=True)
 
 
 def test_failed_write_leaves_no_result_and_the_job_goes_on(tmp_path, monkeypatch):

@@ -162,17 +162,18 @@ def test_plan_outputs_keeps_structure_and_refuses_danger(tmp_path):
     src = tmp_path / "in"
     inputs = [_save(src / "a.jpg", RGB8), _save(src / "sub" / "b.bmp", RGB8)]
     out = tmp_path / "out"
-    plan = plan_outputs(inputs, src, out)
-    assert plan == {inputs[0]: out / "a.png", inputs[1]: out / "sub" / "b.png"}
-    assert plan_outputs(inputs[:1], inputs[0], out) == {inputs[0]: out / "a.png"}
+    plan, clashes = plan_outputs(inputs, src, out)
+    assert plan == {inputs[0]: out / "a.png", inputs[1]: out / "sub" / "b.png"} and not clashes
+    assert plan_outputs(inputs[:1], inputs[0], out) == ({inputs[0]: out / "a.png"}, {})
     with pytest.raises(ValueError, match="input folder"):
         plan_outputs(inputs, src, src)
     with pytest.raises(ValueError, match="input folder"):
         plan_outputs(inputs[:1], inputs[0], src / ".")
     with pytest.raises(ValueError, match="overwrite"):  # output folder holding the inputs
         plan_outputs([inputs[1], _save(src / "sub" / "sub" / "b.png", RGB8)], src, src / "sub")
-    with pytest.raises(ValueError, match="both"):
-        plan_outputs(inputs + [_save(src / "a.png", RGB8)], src, out)
+    plan, clashes = plan_outputs(inputs + [_save(src / "a.png", RGB8)], src, out)
+    assert plan == {inputs[0]: out / "a.png", inputs[1]: out / "sub" / "b.png"}
+    assert list(clashes) == [src / "a.png"] and str(inputs[0]) in clashes[src / "a.png"]
 
 
 def test_mask_helpers(tmp_path):

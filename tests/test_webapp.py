@@ -53,7 +53,7 @@ def test_mask_of_the_wrong_size_is_refused_before_any_work(engine, tmp_path):
     photo = _photo(tmp_path / "face.png", (32, 32))
     mask = tmp_path / "mask.png"
     Image.new("L", (16, 16), 255).save(mask)
-    with pytest.raises(webapp.RequestError, match="16x16 but image .* is 32x32"):
+    with pytest.raises(webapp.RequestError, match="mask.png is 16x16 but the image is 32x32"):
         engine.restore(webapp.Request(image=photo, task="tiny inpaint", mask=str(mask)))
     with pytest.raises(webapp.RequestError, match="paint it over the image, or upload a mask"):
         engine.restore(webapp.Request(image=photo, task="tiny inpaint"))
