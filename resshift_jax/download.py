@@ -1,5 +1,6 @@
 """Fetching the released checkpoints (`releases.CHECKPOINTS`) on first use, verified."""
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -38,8 +39,9 @@ def ensure_weights(
 
     `name` is a key of `CHECKPOINTS`, or a file name when `url` is given. An existing file
     is used as is. A download goes to a temporary file renamed into place only once
-    complete and (if a hash is known, from `sha256` or `SHA256`) verified, so a failure
-    leaves nothing behind.
+    complete and (if a hash is known, from `sha256` or `SHA256`, else from a `FILE.sha256`
+    the user put beside it) verified, so a failure leaves nothing behind; a user's
+    `FILE.sha256` is never replaced.
     """
     if name in CHECKPOINTS:
         filename = CHECKPOINTS[name].filename
@@ -55,24 +57,42 @@ def ensure_weights(
     target = Path(weights_dir) / filename
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{filename}.", suffix=".part")
+    record = Path(f"{target}.sha256")
+    expected, source = (sha256, "expected")
+    if not sha256 and record.is_file():
+        expected, source = _recorded_digest(record), str(record)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{filename}.", suffix=".part")
+    except OSError as err:
+        raise WeightsError(f"cannot write into --weights_dir {weights_dir} ({err.strerror or err})"
+                           ) from None
     try:
         with os.fdopen(fd, "wb") as out:
             digest = _download(url, out, target, progress)
-        if sha256 and digest != sha256.lower():
+        if expected and digest != expected.lower():
             raise WeightsError(
-                f"{filename}: sha256 mismatch (expected {sha256}, got {digest}) for {url}; "
+                f"{filename}: sha256 mismatch ({source} {expected}, got {digest}) for {url}; "
                 f"the download was discarded"
             )
-        if not sha256 and name in CHECKPOINTS:
+        if not expected and name in CHECKPOINTS:
             _check_torch_archive(Path(tmp), filename, url)
-            Path(f"{target}.sha256").write_text(f"{digest}  {filename}\n")
+            record.write_text(f"{digest}  {filename}\n")
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _recorded_digest(record: Path) -> str:
+    """The sha256 in a `sha256sum`-format file (its first word), checked to be one."""
+    words = record.read_text(errors="replace").split()
+    digest = words[0].lower() if words else ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise WeightsError(f"{record}: not a sha256 checksum file (expected '<64 hex digits>  "
+                           "FILE'); fix or remove it")
+    return digest
 
 
 def _check_torch_archive(path: Path, filename: str, url: str) -> None:
@@ -103,7 +123,7 @@ def _download(url: str, out, target: Path, progress: bool) -> str:
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, ValueError) as err:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
         raise WeightsError(f"could not download {filename} ({err}); {advice}") from err
     if total is not None and received != total:
         raise WeightsError(f"download of {filename} incomplete ({received}/{total} bytes); {advice}")

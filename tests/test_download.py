@@ -100,3 +100,45 @@ def test_truncated_released_file_is_refused_and_leaves_nothing(tmp_path):
                                            "is not a complete PyTorch checkpoint"):
         ensure_weights("v3", wdir, url=truncated.as_uri(), progress=False)
     assert list(wdir.iterdir()) == []
+
+
+def test_a_users_checksum_file_is_checked_never_replaced(tmp_path):
+    """A `FILE.sha256` beside the file to download is what the download must match."""
+    remote = _torch_like_zip(tmp_path / "remote.pth")
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    record = wdir / "resshift_realsrx4_s4_v3.pth.sha256"
+    mine = f"{'0' * 64}  resshift_realsrx4_s4_v3.pth   # the author's\n"
+    record.write_text(mine)
+    with pytest.raises(WeightsError, match=f"sha256 mismatch \\({record} 0+, got"):
+        ensure_weights("v3", wdir, url=remote.as_uri(), progress=False)
+    assert record.read_text() == mine and sorted(wdir.iterdir()) == [record]
+    good = f"{hashlib.sha256(remote.read_bytes()).hexdigest()}  resshift_realsrx4_s4_v3.pth\n"
+    record.write_text(good)
+    assert ensure_weights("v3", wdir, url=remote.as_uri(), progress=False).is_file()
+    assert record.read_text() == good
+    record.unlink()
+    (wdir / "resshift_realsrx4_s4_v3.pth").unlink()
+    record.write_text("not a digest\n")
+    with pytest.raises(WeightsError, match="not a sha256 checksum file"):
+        ensure_weights("v3", wdir, url=remote.as_uri(), progress=False)
+
+
+def test_weights_dir_that_is_a_file_is_one_weights_error(tmp_path, source):
+    (tmp_path / "w").write_text("a file")
+    with pytest.raises(WeightsError, match="cannot write into --weights_dir"):
+        ensure_weights("v3", tmp_path / "w", url=source.as_uri(), progress=False)
+
+
+def test_a_cut_connection_is_one_weights_error(tmp_path, monkeypatch):
+    """http.client's errors (a chunked reply cut short, a reply that is not HTTP) are none of
+    URLError/OSError/ValueError."""
+    import http.client
+    import urllib.request
+
+    def cut(*args, **kwargs):
+        raise http.client.IncompleteRead(b"partial", 100)
+    monkeypatch.setattr(urllib.request, "urlopen", cut)
+    with pytest.raises(WeightsError, match="could not download .*download it by hand"):
+        ensure_weights("v3", tmp_path / "w", url="https://example.invalid/x.pth", progress=False)
+    assert list((tmp_path / "w").iterdir()) == []
