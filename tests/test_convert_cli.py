@@ -98,3 +98,35 @@ def test_missing_folder_or_truncated_source_is_one_line(parity_dir, tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert err == (f"error: {truncated}: truncated, not a complete zip archive (no central "
                    "directory); fetch or copy it again")
+
+
+def test_an_earlier_conversions_json_is_an_arch_file_and_bad_ones_are_one_line(
+        parity_dir, tmp_path, capsys):
+    """The .json written beside a conversion serves as --arch; a JSON of other params, a
+    pixel-space config for the autoencoder, or an output whose .json is the --arch file
+    itself are refused in one line, status 2, nothing written."""
+    first = tmp_path / "a.safetensors"
+    assert main([str(parity_dir / "vq_f4_tiny.pth"), str(first), "--kind", "vq",
+                 "--config", "configs/tiny_test.py"]) == 0
+    again = tmp_path / "b.safetensors"
+    assert main([str(parity_dir / "vq_f4_tiny.pth"), str(again), "--kind", "vq",
+                 "--arch", str(first.with_suffix(".json"))]) == 0
+    assert read_converted(again)[1] == read_converted(first)[1]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"embed_dim": 3, "channels": 9}))
+    capsys.readouterr()
+    for args, says in (
+            (["--kind", "unet", "--arch", str(first.with_suffix(".json"))], "describes vq weights"),
+            (["--kind", "vq", "--arch", str(other)], "not vq architecture params"),
+            (["--kind", "vq", "--config", "configs/demo.py"], "has no autoencoder")):
+        assert main([str(parity_dir / "vq_f4_tiny.pth"), str(tmp_path / "c.safetensors"),
+                     *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and says in err, err
+    assert not (tmp_path / "c.safetensors").exists()
+    before = other.read_text()
+    with pytest.raises(SystemExit):
+        main([str(parity_dir / "vq_f4_tiny.pth"), str(tmp_path / "other.safetensors"),
+              "--kind", "vq", "--arch", str(other), "--overwrite"])
+    assert "would replace the --arch file" in capsys.readouterr().err
+    assert other.read_text() == before
