@@ -287,9 +287,22 @@ def test_first_ctrl_c_asks_for_a_save_the_second_stops_at_once():
     ("warmup_iterations", -1, "train.warmup_iterations=-1"),
     ("compute_dtype", "float17", "train.compute_dtype='float17'"),
     ("ema_rate", 1.5, "train.ema_rate=1.5"),
+    ("save_freq", None, "train.save_freq=None: must be positive"),
+    ("log_freq", 0, "train.log_freq=0: must be positive"),
+    ("keep_checkpoints", 0, "train.keep_checkpoints=0: must be positive, or None to keep all"),
+    ("max_nonfinite_steps", 0, "train.max_nonfinite_steps=0: must be at least 1"),
+    ("max_nonfinite_steps", None, "train.max_nonfinite_steps=None: must be at least 1"),
 ])
 def test_unusable_train_settings_are_refused_before_anything_is_built(field, value, says):
     from resshift_jax.train.experiment import SetupError, check_train_config
     check_train_config(toy_config().train)
     with pytest.raises(SetupError, match=says):
         check_train_config(toy_config(**{field: value}).train)
+
+
+def test_keep_checkpoints_none_keeps_all(tmp_path):
+    from resshift_jax.train.experiment import check_train_config
+    config = toy_config(iterations=6, save_freq=2, keep_checkpoints=None)
+    check_train_config(config.train)
+    run(tmp_path, config)
+    assert Checkpointer(tmp_path / "checkpoints").manager.all_steps() == [2, 4, 6]

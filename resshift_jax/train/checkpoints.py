@@ -1,4 +1,4 @@
-"""Orbax checkpoints of the train state plus the data iterator's position (async, keep K).
+"""Orbax checkpoints of the train state plus the data iterator's position (async, keep the last K or all).
 
 A checkpoint is written atomically by orbax (a temporary folder renamed when complete), so
 a run killed mid-save resumes from the previous one. On resume, a checkpoint made by
@@ -55,7 +55,7 @@ def _closed_loop_callbacks_dropped():
 
 
 class Checkpointer:
-    def __init__(self, directory, keep: int = 3, async_save: bool = True):
+    def __init__(self, directory, keep: Optional[int] = 3, async_save: bool = True):
         self.directory = pathlib.Path(directory).absolute()
         self.manager = ocp.CheckpointManager(
             self.directory, options=ocp.CheckpointManagerOptions(

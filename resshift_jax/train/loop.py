@@ -97,7 +97,8 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
     workdir = pathlib.Path(workdir)
     optimizer = make_optimizer(tc)
     replicated = sharding.replicated(mesh)
-    checkpointer = Checkpointer(workdir / "checkpoints", keep=int(tc.get("keep_checkpoints", 3)))
+    keep = tc.get("keep_checkpoints", 3)  # None: keep all
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=None if keep is None else int(keep))
     (state, data_state), state_shardings = _init_or_restore(
         config, init_params, optimizer, mesh, checkpointer)
     if data_state is not None:
