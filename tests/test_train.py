@@ -1,4 +1,5 @@
 """The sharded train loop on a toy regression: learning, 8 vs 1 device, resume, faults."""
+import json
 import os
 import signal
 import sys
@@ -13,7 +14,8 @@ import pytest
 
 from resshift_jax import sharding
 from resshift_jax.train import loop
-from resshift_jax.train.checkpoints import Checkpointer, CheckpointMismatch, StopFlag
+from resshift_jax.train.checkpoints import (Checkpointer, CheckpointMismatch, StopFlag,
+                                            experiment_mismatch)
 from resshift_jax.train.loop import NonFiniteError, train_and_evaluate
 from resshift_jax.train.optim import make_optimizer
 from resshift_jax.train.state import create_state
@@ -246,6 +248,62 @@ def test_checkpoint_of_another_config_is_refused_naming_an_array(tmp_path):
     assert Checkpointer(tmp_path / "checkpoints").latest_step() == 10  # left as it was
 
 
+def as_json(config) -> dict:
+    return json.loads(config.to_json_best_effort())
+
+
+def test_another_experiment_is_told_from_a_resumable_change():
+    """The fields that define an experiment (network, schedule, data, seed, batch, losses)
+    must agree with the record; what a resumed run may change (length, frequencies, lr,
+    microbatch, workers, validation, weight paths) need not."""
+    from configs import bicsr, realsr_v3, sinsr_v1
+    v3 = realsr_v3.get_config()
+    record = as_json(v3)
+    v3.train.update(dict(iterations=500000, save_freq=500, lr=1e-5, microbatch=4,
+                         keep_checkpoints=None, compute_dtype="float32", fsdp=True))
+    v3.data.train.update(dict(num_workers=1, prefetch=8))
+    v3.model_ckpt, v3.data.val, v3.autoencoder.ckpt = "v3", None, "weights/moved.pth"
+    assert experiment_mismatch(record, as_json(v3)) is None
+    assert experiment_mismatch(record, as_json(bicsr.get_config())).startswith(
+        "data.train.crop_pad_size is 300 there, 256 here; data.train.params.activate_matlab "
+        "is absent there, True here; ")
+    for field, value, says in [("seed", 7, "train.seed is 123456 there, 7 here"),
+                               ("batch", 48, "train.batch is 96 there, 48 here"),
+                               ("loss_coef", dict(mse=1.0, lpips=0.0), "train.loss_coef.lpips")]:
+        changed = realsr_v3.get_config()
+        changed.train[field] = value
+        assert experiment_mismatch(record, as_json(changed)) == says + (
+            " is 1.0 there, 0.0 here" if field == "loss_coef" else "")
+    changed = realsr_v3.get_config()
+    changed.diffusion.update(dict(steps=15, kappa=1.0))
+    assert experiment_mismatch(record, as_json(changed)) == (
+        "diffusion.kappa is 2.0 there, 1.0 here; diffusion.steps is 4 there, 15 here")
+    sinsr = sinsr_v1.get_config("realsr_v3")
+    assert experiment_mismatch(record, as_json(sinsr)).startswith("distill.finetune_use_gt is "
+                                                                  "absent there, 1.0 here")
+    sinsr_record = as_json(sinsr)
+    sinsr.distill.teacher_ckpt = "runs/teacher"
+    assert experiment_mismatch(sinsr_record, as_json(sinsr)) is None
+
+
+def test_workdir_of_another_experiment_is_refused_a_legacy_one_resumed(tmp_path, caplog):
+    """A run records its config; resuming with another seed is refused (checkpoints left as
+    they were), a longer run at another lr resumes, and a workdir with no record (made before
+    it) resumes and records the config it resumed with."""
+    run(tmp_path, toy_config(iterations=10))
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["seed"] == 0
+    with pytest.raises(CheckpointMismatch, match=r"config.json: this workdir's run is another "
+                                                 r"experiment: train.seed is 0 there, 1 here; "):
+        run(tmp_path, toy_config(iterations=20, seed=1))
+    assert Checkpointer(tmp_path / "checkpoints").latest_step() == 10
+    state, _ = run(tmp_path, toy_config(iterations=20, lr=0.01))
+    assert int(state.step) == 20
+    (tmp_path / "config.json").unlink()
+    state, _ = run(tmp_path, toy_config(iterations=30, seed=1))
+    assert int(state.step) == 30 and "no config recorded" in caplog.text
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["seed"] == 1
+
+
 def test_unreadable_checkpoint_is_set_aside_and_the_one_before_resumed(tmp_path):
     constant_lr = dict(lr_schedule=None)  # the same learning rates whatever `iterations` says
     whole, _ = run(tmp_path / "whole", toy_config(iterations=30, **constant_lr))
@@ -302,9 +360,22 @@ def test_first_ctrl_c_asks_for_a_save_the_second_stops_at_once():
     ("warmup_iterations", -1, "train.warmup_iterations=-1"),
     ("compute_dtype", "float17", "train.compute_dtype='float17'"),
     ("ema_rate", 1.5, "train.ema_rate=1.5"),
+    ("save_freq", None, "train.save_freq=None: must be positive"),
+    ("log_freq", 0, "train.log_freq=0: must be positive"),
+    ("keep_checkpoints", 0, "train.keep_checkpoints=0: must be positive, or None to keep all"),
+    ("max_nonfinite_steps", 0, "train.max_nonfinite_steps=0: must be at least 1"),
+    ("max_nonfinite_steps", None, "train.max_nonfinite_steps=None: must be at least 1"),
 ])
 def test_unusable_train_settings_are_refused_before_anything_is_built(field, value, says):
     from resshift_jax.train.experiment import SetupError, check_train_config
     check_train_config(toy_config().train)
     with pytest.raises(SetupError, match=says):
         check_train_config(toy_config(**{field: value}).train)
+
+
+def test_keep_checkpoints_none_keeps_all(tmp_path):
+    from resshift_jax.train.experiment import check_train_config
+    config = toy_config(iterations=6, save_freq=2, keep_checkpoints=None)
+    check_train_config(config.train)
+    run(tmp_path, config)
+    assert Checkpointer(tmp_path / "checkpoints").manager.all_steps() == [2, 4, 6]

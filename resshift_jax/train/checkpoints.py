@@ -1,12 +1,17 @@
-"""Orbax checkpoints of the train state plus the data iterator's position (async, keep K).
+"""Orbax checkpoints of the train state plus the data iterator's position (async; last K or all).
 
 A checkpoint is written atomically by orbax (a temporary folder renamed when complete), so
-a run killed mid-save resumes from the previous one. On resume, a checkpoint made by
-another model or config is refused in one line naming the first differing array; one that
+a run killed mid-save resumes from the previous one. A run starting afresh records its config
+in WORKDIR/config.json; on resume, a config differing from it in a field of `EXPERIMENT` (the
+same network trained on another schedule, data or seed, say) is refused in one line naming
+the fields, and a checkpoint made by another model is refused naming the first differing
+array (a workdir from before the record resumes unchecked, with a warning). One that
 cannot be read (damaged on disk) is moved to `unreadable_checkpoints/` beside the folder,
 never deleted, and the newest readable one before it is taken.
 """
 import contextlib
+import json
+import os
 import pathlib
 import signal
 import sys
@@ -34,6 +39,79 @@ def _name(path) -> str:
     return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
+RECORD = "config.json"
+# What makes a run the run it is: a resumed run must agree with its record in every field
+# under these but MAY_CHANGE's. The others may change on resume: iterations, save/log/val
+# frequencies, keep_checkpoints, lr and the optimiser's settings, microbatch, compute dtype,
+# FSDP, validation, sampling, and the weight paths (model_ckpt, autoencoder.ckpt,
+# train.lpips_*: files that only start a run or stay frozen, and may move).
+EXPERIMENT = ("sf", "model", "autoencoder.params", "diffusion", "data.train", "distill",
+              "train.seed", "train.batch", "train.init", "train.loss_coef")
+MAY_CHANGE = ("data.train.num_workers", "data.train.prefetch", "distill.teacher_ckpt")
+_ABSENT = object()
+
+
+def _leaves(tree, prefix: str = "") -> dict:
+    """{dotted name: value} of a JSON tree's leaves (lists and empty dicts are leaves)."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix: tree}
+    return {name: value for key, sub in tree.items()
+            for name, value in _leaves(sub, f"{prefix}.{key}" if prefix else key).items()}
+
+
+def experiment_fields(record: dict) -> dict:
+    """{dotted name: value} of the fields of a config, as JSON, that define its experiment."""
+    return {name: value for name, value in _leaves(record).items() if name not in MAY_CHANGE
+            and any(name == field or name.startswith(field + ".") for field in EXPERIMENT)}
+
+
+def experiment_mismatch(record: dict, config: dict) -> Optional[str]:
+    """How `config` (as JSON) differs from the recorded one in the experiment's fields, or None."""
+    there, here = experiment_fields(record), experiment_fields(config)
+    differ = sorted(name for name in there.keys() | here.keys()
+                    if there.get(name, _ABSENT) != here.get(name, _ABSENT))
+    if not differ:
+        return None
+
+    def show(value) -> str:
+        text = "absent" if value is _ABSENT else repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    shown = "; ".join(f"{name} is {show(there.get(name, _ABSENT))} there, "
+                      f"{show(here.get(name, _ABSENT))} here" for name in differ[:3])
+    rest = differ[3:]
+    if rest:
+        shown += f"; also {', '.join(rest[:7])}" + (f" and {len(rest) - 7} more" if len(rest) > 7
+                                                    else "")
+    return shown
+
+
+def check_experiment(workdir, config, *, resuming: bool) -> None:
+    """Refuse (CheckpointMismatch) to resume a run whose recorded config differs from `config`
+    in the experiment's fields; record `config` when the run starts afresh (process 0)."""
+    path = pathlib.Path(workdir) / RECORD
+    here = json.loads(config.to_json_best_effort(sort_keys=True))
+    if resuming and path.exists():
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise CheckpointMismatch(f"{path} cannot be read ({_line(err)}); restore it, or "
+                                     "delete it to resume without checking the config") from None
+        problem = experiment_mismatch(record, here)
+        if problem is not None:
+            raise CheckpointMismatch(
+                f"{path}: this workdir's run is another experiment: {problem}; train with its "
+                f"config, give another --workdir, or edit {RECORD} to resume deliberately")
+        return
+    if jax.process_index() != 0:
+        return
+    if resuming:
+        logging.warning("%s: no config recorded (a workdir from before the record), so the "
+                        "resumed run is not checked against it; recording this one", path.parent)
+    temporary = path.with_name(RECORD + ".tmp")
+    temporary.write_text(json.dumps(here, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, path)
+
+
 @contextlib.contextmanager
 def _closed_loop_callbacks_dropped():
     """Orbax reads a checkpoint's arrays concurrently under one asyncio loop. When one read
@@ -55,7 +133,7 @@ def _closed_loop_callbacks_dropped():
 
 
 class Checkpointer:
-    def __init__(self, directory, keep: int = 3, async_save: bool = True):
+    def __init__(self, directory, keep: Optional[int] = 3, async_save: bool = True):
         self.directory = pathlib.Path(directory).absolute()
         self.manager = ocp.CheckpointManager(
             self.directory, options=ocp.CheckpointManagerOptions(

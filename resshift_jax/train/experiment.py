@@ -31,10 +31,16 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 
 def check_train_config(tc) -> None:
     """Refuse `config.train` settings that cannot train (SetupError), before anything is built."""
-    for name in ("batch", "iterations", "lr", "save_freq", "log_freq", "val_freq",
-                 "keep_checkpoints"):
-        if tc.get(name) is not None and tc[name] <= 0:
-            raise SetupError(f"train.{name}={tc[name]}: must be positive")
+    for name in ("batch", "iterations", "lr", "save_freq", "log_freq", "val_freq"):
+        if tc.get(name) is None or tc[name] <= 0:
+            raise SetupError(f"train.{name}={tc.get(name)}: must be positive")
+    keep = tc.get("keep_checkpoints", 3)
+    if keep is not None and keep <= 0:
+        raise SetupError(f"train.keep_checkpoints={keep}: must be positive, or None to keep all")
+    max_nonfinite = tc.get("max_nonfinite_steps", 100)
+    if max_nonfinite is None or max_nonfinite < 1:
+        raise SetupError(f"train.max_nonfinite_steps={max_nonfinite}: must be at least 1 (the "
+                         "run stops after that many non-finite steps in a row)")
     if tc.get("warmup_iterations", 0) < 0:
         raise SetupError(f"train.warmup_iterations={tc.warmup_iterations}: must be at least 0")
     if tc.get("lr_schedule") not in LR_SCHEDULES:

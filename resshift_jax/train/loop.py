@@ -21,7 +21,7 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 
 from resshift_jax import sharding
-from resshift_jax.train.checkpoints import Checkpointer, StopFlag
+from resshift_jax.train.checkpoints import Checkpointer, StopFlag, check_experiment
 from resshift_jax.train.optim import learning_rate, make_optimizer
 from resshift_jax.train.prefetch import DevicePrefetcher
 from resshift_jax.train.state import create_state
@@ -99,7 +99,8 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
     """Train `init_params` with `loss_fn(params, batch, keys, frozen)`; returns the final state.
 
     Resumes from the latest checkpoint in `workdir/checkpoints` (params, optimizer, EMA,
-    RNG and the data iterator's position), so a killed run continues exactly. On return
+    RNG and the data iterator's position), so a killed run continues exactly, unless the
+    config recorded in `workdir/config.json` is another experiment's. On return
     `data_iterator` is at the batch after the last one trained on.
     """
     tc = config.train
@@ -108,7 +109,9 @@ def train_and_evaluate(config, workdir, *, init_params, loss_fn: Callable, data_
     workdir = pathlib.Path(workdir)
     optimizer = make_optimizer(tc)
     replicated = sharding.replicated(mesh)
-    checkpointer = Checkpointer(workdir / "checkpoints", keep=int(tc.get("keep_checkpoints", 3)))
+    keep = tc.get("keep_checkpoints", 3)  # None: keep all
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=None if keep is None else int(keep))
+    check_experiment(workdir, config, resuming=checkpointer.latest_step() is not None)
     (state, data_state), state_shardings = _init_or_restore(
         config, init_params, optimizer, mesh, checkpointer)
     if data_state is not None:
