@@ -84,6 +84,38 @@ def test_cli_scores_reports_problems_and_writes_csv_json(tmp_path, capsys):
     assert 0.0 < report["means"]["clipiqa"] < 1.0 and len(report["problems"]) == 3
 
 
+def test_a_nan_score_is_a_named_problem_and_the_mean_says_over_how_many(tmp_path, capsys):
+    """CLIP-IQA's 32x reduction leaves nothing of a 24-pixel image: its NaN is reported by
+    name (status 1), and the mean, over the other image, says so."""
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    rng = np.random.default_rng(0)
+    for name, side in (("big", 64), ("small", 24)):
+        cv2.imwrite(str(pred / f"{name}.png"), rng.integers(0, 256, (side, side, 3), np.uint8))
+    rc = evaluate.main(["--pred", str(pred), "--metrics", "clipiqa", "--clipiqa_weights",
+                        str(CLIP), "--no_progress"])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert captured.err.strip() == ("small.png: clipiqa: no score (NaN) for a 24x24 image: too "
+                                    "small for it, or --crop_border leaves too little")
+    assert "| images | clipiqa (of 1) |" in captured.out and "| 2 |" in captured.out
+
+
+@pytest.mark.parametrize("metric", ["clipiqa", "musiq"])
+@pytest.mark.parametrize("content", [b"xx", b"\x80\x02ctorch\nX\nq\x00Q."])
+def test_a_file_that_is_no_checkpoint_is_one_line_naming_it_once(tmp_path, capsys, metric,
+                                                                 content):
+    """Garbage, or a pickle asking for torch's persistent loads (multi-line message)."""
+    pred, _ = _folders(tmp_path)
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(content)
+    assert evaluate.main(["--pred", str(pred), "--metrics", metric, f"--{metric}_weights",
+                          str(weights), "--no_progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.count(str(weights)) == 1, err
+    assert err.startswith(f"error: {weights}: not a readable PyTorch checkpoint"), err
+
+
 def test_without_gt_only_no_reference_metrics_and_missing_weights_say_where(tmp_path, capsys,
                                                                            monkeypatch):
     from resshift_jax.convert import lpips

@@ -78,5 +78,7 @@ def load_clipiqa(path):
     """(CLIPIQA module, params) from the user's RN50.pt; CheckpointError names the file."""
     try:
         return clipiqa_from_state_dict(load_tensors(path))
+    except CheckpointError:
+        raise  # names the file already
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None

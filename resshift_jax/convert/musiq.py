@@ -54,5 +54,7 @@ def load_musiq(path):
     """A MUSIQ scorer from the user's file; CheckpointError names the file."""
     try:
         return musiq_scorer(*musiq_from_state_dict(load_state_dict(path)))
+    except CheckpointError:
+        raise  # names the file already
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None

@@ -200,5 +200,6 @@ def load_state_dict(path) -> dict:
                               "it again") from None
     except (pickle.UnpicklingError, KeyError, ValueError, struct.error,
             zipfile.BadZipFile, IndexError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+        reason = " ".join(str(e).split())  # pickle's messages run over lines
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
     return _unwrap(obj, path)

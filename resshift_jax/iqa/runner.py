@@ -72,6 +72,11 @@ def score_pairs(pairs: list, metrics: list[Metric], batch_size: int = 8,
                     except ValueError as err:  # a size the metric cannot score: NaN, named
                         scores[m.name] = np.full(len(items), np.nan)
                         report.problems += [f"{pair.name}: {m.name}: {err}" for pair, _, _ in items]
+                        continue
+                    report.problems += [  # e.g. CLIP's 32x reduction of a too small image
+                        f"{pair.name}: {m.name}: no score (NaN) for a {p.shape[1]}x{p.shape[0]} "
+                        "image: too small for it, or --crop_border leaves too little"
+                        for (pair, p, _), v in zip(items, scores[m.name]) if math.isnan(v)]
                 for i, (pair, _, _) in enumerate(items):
                     report.rows.append({"name": pair.name,
                                         **{n: float(s[i]) for n, s in scores.items()}})
@@ -89,8 +94,14 @@ def evaluate_folders(pred_dir, gt_dir: Optional[str], metrics: list[Metric], bat
 
 
 def format_table(report: Report) -> str:
+    """One row of means; a metric whose mean is over fewer images than the row count (NaN
+    scores, or identical pairs' infinite PSNR) says over how many."""
     means = report.means()
-    head = "| images | " + " | ".join(report.metrics) + " |"
+    names = []
+    for m in report.metrics:
+        scored = sum(math.isfinite(r[m]) for r in report.rows)
+        names.append(m if scored == len(report.rows) else f"{m} (of {scored})")
+    head = "| images | " + " | ".join(names) + " |"
     rule = "|---|" + "---|" * len(report.metrics)
     body = f"| {len(report.rows)} | " + " | ".join(f"{means[m]:.4f}" for m in report.metrics) + " |"
     return "\n".join([head, rule, body])
