@@ -36,10 +36,12 @@ def run(config, workdir: str, weights_dir: str = "./weights", stop=None):
     """Build the experiment from `config` and train it; returns the final train state.
     `stop` (a `StopFlag`) ends it early, after a checkpoint."""
     from resshift_jax import folders, sharding
-    from resshift_jax.train import experiment
+    from resshift_jax.train import distill, experiment
 
     tc = config.train  # what can be checked without building anything, first
     experiment.check_train_config(tc)
+    if config.get("distill") is not None:
+        distill.check_loss_coef(tc)
     sharding.check_batch(int(tc.batch), int(tc.get("microbatch") or tc.batch), sharding.make_mesh())
     if pathlib.Path(workdir).is_file():
         raise folders.FolderError(f"{workdir}: the workdir is a file; give a folder")
@@ -60,7 +62,6 @@ def run(config, workdir: str, weights_dir: str = "./weights", stop=None):
     restorer = restorer_from_config(config, dtype)
     frozen = experiment.load_frozen(config, restorer, weights_dir)
     if config.get("distill") is not None:  # SinSR: the teacher joins the frozen params
-        from resshift_jax.train import distill
         init_params, frozen, loss_fn = distill.setup(config, restorer, frozen, weights_dir)
     else:
         key = jax.random.key(int(config.train.seed))

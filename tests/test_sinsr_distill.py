@@ -139,3 +139,23 @@ def test_train_py_distils_from_a_file_or_a_workdir_teacher(tmp_path):
     wrong.distill.teacher_ckpt = str(tmp_path / "run")
     with pytest.raises(SetupError, match="do not fit this architecture"):
         distill.load_teacher(wrong, restorer_from_config(wrong, jnp.float32))
+
+
+@pytest.mark.parametrize("coef", [{"mse": 5.0}, {"lpips": 1.0}])
+def test_loss_coef_distillation_would_ignore_is_refused_before_any_weights(tmp_path, monkeypatch,
+                                                                          coef):
+    """SinSR's loss has no coefficients and no LPIPS term: mse=5 trained as mse=1, and lpips > 0
+    loaded LPIPS weights nothing used. train.py and `distill.setup` refuse it in one line,
+    before reading the teacher's or any frozen weights."""
+    from train import run
+    c = micro_config()
+    c.train.loss_coef.update(coef)
+    c.distill.teacher_ckpt = str(tmp_path / "nowhere.pth")  # read first, it would say so
+    monkeypatch.setattr("resshift_jax.train.experiment.load_frozen",
+                        lambda *a: pytest.fail("frozen weights loaded"))
+    with pytest.raises(SetupError, match=r"^train.loss_coef=.*: distillation has SinSR's loss "
+                                         r"only \(mse=1.0, lpips=0.0\)"):
+        run(c, str(tmp_path / "run"))
+    with pytest.raises(SetupError, match="train.loss_coef="):
+        distill.setup(c, restorer_from_config(c, jnp.float32), {})
+    distill.check_loss_coef(micro_config().train)

@@ -17,7 +17,7 @@ from resshift_jax.train import loop
 from resshift_jax.train.checkpoints import (Checkpointer, CheckpointMismatch, StopFlag,
                                             experiment_mismatch)
 from resshift_jax.train.loop import NonFiniteError, train_and_evaluate
-from resshift_jax.train.optim import make_optimizer
+from resshift_jax.train.optim import learning_rate, make_optimizer
 from resshift_jax.train.state import create_state
 from resshift_jax.train.step import make_train_step
 
@@ -208,6 +208,33 @@ def test_nonfinite_steps_skipped_then_run_stops(tmp_path):
         run(tmp_path / "many", toy_config(iterations=30), data=ToyData(nan_at=set(range(12, 30))))
     from resshift_jax.train.checkpoints import Checkpointer
     assert Checkpointer(tmp_path / "many" / "checkpoints").latest_step() == 10
+
+
+def test_skipped_steps_do_not_hold_back_the_lr(tmp_path, monkeypatch):
+    """Steps 1-7 non-finite, step 8 applies lr(7) (mid-cosine), as logged: the schedule follows
+    the step, as the reference's scheduler, not the count of applied updates (was lr(0) = 0).
+    From zero params Adam's first update is lr * g / (|g| + eps), so |params| is that lr."""
+    logged = {}
+    create_writer = loop.metric_writers.create_default_writer
+
+    class LrWriter:
+        def __init__(self, *args, **kwargs):
+            self.writer = create_writer(*args, **kwargs)
+
+        def write_scalars(self, step, scalars):
+            logged[int(step)] = scalars.get("lr", logged.get(int(step)))
+            self.writer.write_scalars(step, scalars)
+
+        def __getattr__(self, name):
+            return getattr(self.writer, name)
+    monkeypatch.setattr(loop.metric_writers, "create_default_writer", LrWriter)
+    config = toy_config(iterations=8, save_freq=100, log_freq=1, max_nonfinite_steps=10)
+    state, _ = run(tmp_path, config, data=ToyData(nan_at=set(range(7))))
+    applied = np.concatenate([np.abs(p).ravel() for p in jax.tree.leaves(state.params)])
+    expected = float(learning_rate(config.train)(7))
+    assert int(state.nonfinite_total) == 7 and 0.01 < expected < 0.05
+    np.testing.assert_allclose(applied, expected, rtol=1e-5)
+    assert logged[8] == pytest.approx(expected, rel=1e-6)
 
 
 def test_batch_must_split_over_devices(tmp_path):

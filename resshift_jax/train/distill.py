@@ -81,6 +81,20 @@ def make_distill_loss(restorer: Restorer, *, learn_xT: bool = True, finetune_use
     return loss_fn
 
 
+LOSS_COEF = {"mse": 1.0, "lpips": 0.0}  # SinSR's loss has no coefficients and no LPIPS term
+
+
+def check_loss_coef(train_config) -> None:
+    """Refuse (SetupError) a `train.loss_coef` other than LOSS_COEF: SinSR weighs its terms
+    by `distill.learn_xT` and `distill.finetune_use_gt` only, so any other coefficient would be
+    ignored (and lpips > 0 would load LPIPS weights that nothing uses)."""
+    coef = {**LOSS_COEF, **dict(train_config.get("loss_coef") or {})}
+    if coef != LOSS_COEF:
+        raise SetupError(f"train.loss_coef={coef}: distillation has SinSR's loss only "
+                         f"(mse=1.0, lpips=0.0); distill.learn_xT and distill.finetune_use_gt "
+                         f"choose its terms")
+
+
 def load_teacher(config, restorer: Restorer, weights_dir: str = "weights"):
     """Teacher UNet params from `config.distill.teacher_ckpt`: any weight spec (a released
     name such as 'v1', a .pth / .safetensors file, or a training workdir: its EMA params)."""
@@ -99,6 +113,7 @@ def setup(config, restorer: Restorer, frozen: dict, weights_dir: str = "weights"
 
     The student starts as the teacher (SinSR), or from `config.model_ckpt` when given.
     """
+    check_loss_coef(config.train)
     teacher = load_teacher(config, restorer, weights_dir)
     init = teacher
     if config.get("model_ckpt"):

@@ -85,7 +85,8 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     `loss_fn(params, batch, keys, frozen) -> (loss, aux)`, `keys` one per example of the
     microbatch. Gradients are averaged over `microbatches` equal slices of the batch (of each
     device's share of it with `mesh`: see `_data_parallel`; `param_specs`, the params'
-    PartitionSpecs, default replicated); a step whose loss or gradients are not finite leaves
+    PartitionSpecs, default replicated); `optimizer.update` also gets `step=state.step`, so
+    `make_optimizer`'s lr follows the step. A step whose loss or gradients are not finite leaves
     params, optimizer and EMA untouched and is counted (the counters are also in the metrics,
     which the loop reads without touching the donated state). Each example's key is fixed by
     the step and its row in the global batch, so its timestep and noise depend on neither the
@@ -93,6 +94,7 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     the same model, to float rounding.
     """
     mean_grads = _local_mean_grads(jax.value_and_grad(loss_fn, has_aux=True), microbatches)
+    optimizer = optax.with_extra_args_support(optimizer)
 
     def train_step(state: TrainState, batch: dict, frozen):
         rng, step_key = jax.random.split(jax.random.wrap_key_data(state.rng))
@@ -108,7 +110,8 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         finite = jnp.isfinite(aux["loss"]) & jnp.isfinite(grad_norm)
 
         def update(_):
-            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params,
+                                                  step=state.step)
             params = optax.apply_updates(state.params, updates)
             ema = jax.tree.map(lambda e, p: ema_rate * e + (1.0 - ema_rate) * p,
                                state.ema_params, params)
