@@ -31,7 +31,7 @@ MAX_RETRIES = 16
 def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
     """Flip/rotate, pad (reflect) if small, random square crop (float [0,1]): with `rescale_gt`
     of max(short side, gt_size) resized to gt_size, else of `crop_pad_size` as it is (the
-    Real-ESRGAN degradation then crops gt_size pairs, as the reference's trainer does)."""
+    pair is cropped to gt_size after the degradation, `paired_crop`)."""
     if data_config.get("use_hflip", True) and rng.uniform() < 0.5:
         img = img[:, ::-1]
     if data_config.get("use_rot", False):
@@ -52,6 +52,22 @@ def crop_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarra
     if size != gt and data_config.get("rescale_gt", False):
         img = cv2.resize(img, (gt, gt), interpolation=cv2.INTER_AREA)
     return img
+
+
+def paired_crop(example: dict, gt_size: int, sf: int, rng: np.random.Generator) -> dict:
+    """An HQ/LQ pair larger than gt_size (a degraded `crop_pad_size` crop) cropped to gt_size
+    at one random LQ position, as the reference's trainer does (`paired_random_crop`); a pair
+    of gt_size as it is."""
+    h, w = example["hq"].shape[:2]
+    if h <= gt_size and w <= gt_size:
+        return example
+    size = gt_size // sf
+    lq = example["lq"]
+    top = int(rng.integers(0, lq.shape[0] - size + 1))
+    left = int(rng.integers(0, lq.shape[1] - size + 1))
+    return {"hq": np.ascontiguousarray(example["hq"][top * sf:(top + size) * sf,
+                                                     left * sf:(left + size) * sf]),
+            "lq": np.ascontiguousarray(lq[top:top + size, left:left + size])}
 
 
 def prepare_hq(img: np.ndarray, data_config, rng: np.random.Generator) -> np.ndarray:
@@ -78,6 +94,7 @@ class TrainIterator:
         transform_of(data_config)
         self.source = source if source is not None else make_source(data_config.sources)
         self.degrade = degradation or degradation_for(data_config, sf)
+        self.sf = int(sf)
         self.per_host, self.p, self.processes = per_host_batch, process_index, process_count
         self.global_batch = per_host_batch * process_count
         self.batch_index, self.skipped = 0, 0
@@ -113,6 +130,7 @@ class TrainIterator:
             raise DataError(f"{MAX_RETRIES} unreadable images in a row near position "
                                f"{position}, the last: {last}")
         out = self.degrade(prepare_hq(img, self.config, rng), rng)
+        out = paired_crop(out, int(self.config.gt_size), self.sf, rng)
         return {k: v * 2.0 - 1.0 for k, v in out.items()}, attempt  # mask: {-1, 1}
 
     def _batch(self, index: int):

@@ -70,11 +70,7 @@ def _scale(rng, probs, scale_range) -> float:
 
 
 class RealESRGANDegradation:
-    """`deg(hq, rng) -> (hq, lq)`: HQ float32 HWC RGB in [0, 1] of `gt_size`; LQ of gt_size/sf.
-
-    An HQ larger than gt_size (a `crop_pad_size` crop, rescale_gt off) is degraded whole and
-    the pair then cropped to gt_size at one random LQ position, as the reference's trainer
-    does (`paired_random_crop`)."""
+    """`deg(hq, rng) -> (hq, lq)`: HQ float32 HWC RGB in [0, 1] of `gt_size`; LQ of gt_size/sf."""
 
     def __init__(self, params, sf: int, gt_size: int):
         self.p, self.sf, self.gt_size = dict(params), int(sf), int(gt_size)
@@ -131,10 +127,4 @@ class RealESRGANDegradation:
             if sinc is not None:
                 out = kernels.filter2d(out, sinc)
         lq = np.clip(np.round(out * 255.0), 0, 255).astype(np.float32) / 255.0
-        if h > self.gt_size or w > self.gt_size:
-            size = self.gt_size // sf
-            top = int(rng.integers(0, lq.shape[0] - size + 1))
-            left = int(rng.integers(0, lq.shape[1] - size + 1))
-            lq = lq[top:top + size, left:left + size]
-            hq = hq[top * sf:(top + size) * sf, left * sf:(left + size) * sf]
-        return {"hq": np.ascontiguousarray(hq, np.float32), "lq": np.ascontiguousarray(lq)}
+        return {"hq": hq.astype(np.float32), "lq": lq}
