@@ -1,6 +1,7 @@
 """The sharded train loop on a toy regression: learning, 8 vs 1 device, resume, faults."""
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -329,6 +330,21 @@ def test_workdir_of_another_experiment_is_refused_a_legacy_one_resumed(tmp_path,
     state, _ = run(tmp_path, toy_config(iterations=30, seed=1))
     assert int(state.step) == 30 and "no config recorded" in caplog.text
     assert json.loads((tmp_path / "config.json").read_text())["train"]["seed"] == 1
+
+
+def test_a_config_json_of_the_users_in_a_new_workdir_is_never_replaced(tmp_path):
+    """A fresh run replaces only a record it wrote (checkpoints since deleted, say)."""
+    mine = '{"my": "notes"}\n'
+    (tmp_path / "config.json").write_text(mine)
+    with pytest.raises(CheckpointMismatch, match="config.json: a file this project did not "
+                                                 "write"):
+        run(tmp_path, toy_config(iterations=2))
+    assert (tmp_path / "config.json").read_text() == mine
+    (tmp_path / "config.json").unlink()
+    run(tmp_path, toy_config(iterations=2))
+    shutil.rmtree(tmp_path / "checkpoints")
+    state, _ = run(tmp_path, toy_config(iterations=2, seed=3))
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["seed"] == 3
 
 
 def test_unreadable_checkpoint_is_set_aside_and_the_one_before_resumed(tmp_path):

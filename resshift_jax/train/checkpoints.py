@@ -107,9 +107,22 @@ def check_experiment(workdir, config, *, resuming: bool) -> None:
     if resuming:
         logging.warning("%s: no config recorded (a workdir from before the record), so the "
                         "resumed run is not checked against it; recording this one", path.parent)
+    if path.exists() and not _is_record(path):
+        raise CheckpointMismatch(f"{path}: a file this project did not write (it records a "
+                                 "run's config there); move it, or give another --workdir")
     temporary = path.with_name(RECORD + ".tmp")
     temporary.write_text(json.dumps(here, indent=2, sort_keys=True) + "\n")
     os.replace(temporary, path)
+
+
+def _is_record(path: pathlib.Path) -> bool:
+    """Whether `path` holds a config this project recorded (a JSON object with `train`), which
+    a fresh run may replace; anything else there is the user's."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("train"), dict)
 
 
 @contextlib.contextmanager
