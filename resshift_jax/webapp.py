@@ -145,7 +145,12 @@ class Engine:
         return [v for t, v in self.models if t == task and v is not None]
 
     def model(self, task: str, version: Optional[str] = None) -> Model:
+        """The model of `task` at `version` (the latest when None; ignored for a task with no
+        versions, as the page sends its last choice); an unknown one is a RequestError."""
         versions = self.versions(task)
+        if versions and version is not None and version not in versions:
+            raise RequestError(f"{task} has no version {version!r}; choose one of "
+                               + ", ".join(versions))
         key = (task, version if version in versions else (versions[-1] if versions else None))
         if key not in self.models:
             raise RequestError(f"unknown model {task!r} {version or ''}; choose one of "

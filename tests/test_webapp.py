@@ -80,3 +80,14 @@ def test_app_argument_problems_are_one_line_before_any_work(tmp_path, flags, mes
     proc = app(*(flag.replace("{T}", str(tmp_path)) for flag in flags))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert message.replace("{T}", str(tmp_path)) in proc.stderr
+
+
+def test_an_unknown_version_is_refused_not_replaced(tmp_path):
+    """Released models by (task, version): a version the task lacks is an error, not its
+    latest; a task without versions ignores the page's last choice."""
+    engine = webapp.Engine(webapp.released_models(), workdir=tmp_path)
+    assert engine.model("realsr", "v1").version == "v1"
+    assert engine.model("realsr").version == engine.versions("realsr")[-1]
+    with pytest.raises(webapp.RequestError, match="realsr has no version 'v9'; choose one of v1"):
+        engine.model("realsr", "v9")
+    assert engine.model("bicsr", "v3").task == "bicsr"
